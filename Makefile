@@ -1,0 +1,36 @@
+# bmcrypt: two commands matter on a fresh machine, `make demo` and `make test`.
+SHELL := /bin/bash
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: demo test fuzz install sysdeps runtime clean
+
+## Install everything and run the main job end to end on a shipped fixture.
+demo: install runtime
+	@scripts/demo.sh
+
+## Install everything and run the test suite against the real vendor runtime.
+test: install runtime
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+## A longer fuzz campaign of the bmodel reader (hypothesis).
+fuzz: install
+	BMCRYPT_FUZZ_EXAMPLES=$${BMCRYPT_FUZZ_EXAMPLES:-50000} $(VENV)/bin/pytest -q tests/test_fuzz.py
+
+sysdeps:
+	@scripts/install-system-deps.sh
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+## The package is installed (not run from the tree): tests import what users get.
+install: sysdeps $(PY)
+	$(PY) -m pip install -q ".[test,chat]"
+
+runtime:
+	@scripts/fetch-runtime.sh >/dev/null
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .hypothesis

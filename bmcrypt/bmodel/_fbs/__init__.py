@@ -1,0 +1,4 @@
+"""Generated FlatBuffers code for schemas/bmodel.fbs (flatc 2.0.8 + scripts/gen-schema.sh).
+
+Do not edit: run scripts/gen-schema.sh after changing the schema.
+"""

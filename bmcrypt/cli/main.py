@@ -1,0 +1,41 @@
+"""Entry point of the `bmcrypt` console script: the one place that maps errors to messages."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from bmcrypt.cli import output
+from bmcrypt.cli.app import app
+from bmcrypt.errors import BmcryptError
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return the process exit code (the console script exits with it)."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except BmcryptError as exc:
+        output.error(exc)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        output.err.print("bmcrypt: aborted", markup=False)
+        return 130
+    except click.exceptions.Exit as exc:  # typer.Exit
+        return exc.exit_code
+    except click.ClickException as exc:  # usage errors: Click's own message format
+        exc.show()
+        return exc.exit_code
+    except OSError as exc:  # disk full, permission denied, …: the OS said no; say it in one line
+        where = f" ({exc.filename})" if exc.filename else ""
+        output.error(BmcryptError(f"{exc.strerror or exc}{where}".lower(),
+                                  hint="check the path, its permissions and free disk space"))
+        return 1
+    except KeyboardInterrupt:
+        output.err.print("bmcrypt: interrupted", markup=False)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""All terminal output of the CLI: data to stdout, messages to stderr, progress only on a terminal."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                           TransferSpeedColumn)
+
+from bmcrypt.errors import BmcryptError
+
+# Data goes to stdout, everything meant for a human reading along goes to stderr.
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def print_json(obj: Any) -> None:
+    """Print machine-readable output, one JSON document on stdout."""
+    sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+
+
+def error(exc: BmcryptError) -> None:
+    """The one-line error with its hint, age-style: `bmcrypt: error: …` then `bmcrypt: hint: …`."""
+    err.print(f"bmcrypt: error: {exc.message}", markup=False)
+    if exc.hint:
+        err.print(f"bmcrypt: hint: {exc.hint}", markup=False)
+
+
+def note(message: str) -> None:
+    """A progress or status line for the human, never part of the data."""
+    err.print(message, markup=False)
+
+
+def on_terminal() -> bool:
+    """Progress bars only when a person watches stderr."""
+    return sys.stderr.isatty()
+
+
+# ---------------------------------------------------------------- progress
+
+#: Below this many bytes an operation is over before a bar would be worth drawing.
+PROGRESS_MIN_BYTES = 16 << 20
+
+
+@contextmanager
+def progress_bars() -> Iterator[Callable[[str, int], Callable[[int], None] | None]]:
+    """A factory of progress callbacks: rich bars on a terminal, nothing when piped."""
+    if not on_terminal():
+        yield lambda _what, _total: None
+        return
+    columns = (TextColumn("{task.description:<8}"), BarColumn(), DownloadColumn(),
+               TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bars:
+
+        def factory(what: str, total: int) -> Callable[[int], None] | None:
+            if total < PROGRESS_MIN_BYTES:
+                return None
+            task = bars.add_task(what, total=total)
+            return lambda n: bars.advance(task, n)
+
+        yield factory

@@ -1,0 +1,223 @@
+"""The key block (FORMAT.md §4): the file's data key DK, wrapped under the user key K, with the
+key id and key check that let a reader tell a wrong key from tampering.
+
+    offset  size
+         0     1  key source (1 key file, 2 passphrase)
+         1     3  scrypt log2(N), r, p (zero for a key file)
+         4    16  scrypt salt (zero for a key file)
+        20     8  key id
+        28    16  key check                      ┘ bytes 0..44: associated data of the wrap
+        44    12  wrap nonce
+        56    32  wrapped DK
+        88    16  wrap tag
+
+Every envelope of a file carries the same block, so rekeying rewrites 104 bytes per envelope
+and never touches a segment.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import NoReturn
+
+from Crypto.Cipher import AES
+
+from bmcrypt.crypto.kdf import (
+    SALT_LEN,
+    KeySource,
+    Passphrase,
+    Rng,
+    ScryptParams,
+    Secret,
+    UserKey,
+    default_rng,
+    payload_key,
+)
+from bmcrypt.crypto.layout import FORMAT_PREFIX, ID_LEN, KEY_BLOCK_LEN, TAG_LEN, Header
+from bmcrypt.errors import Corrupt, NoKey, Tampered, UnsupportedVersion, WrongKey
+
+DK_LEN = 32
+WRAP_NONCE_LEN = 12
+
+_PREFIX = struct.Struct("<BBBB16s8s16s")
+assert _PREFIX.size == 44 and 44 + WRAP_NONCE_LEN + DK_LEN + TAG_LEN == KEY_BLOCK_LEN
+
+#: One secret or several (chosen by key id): what a reader is given to open a key block.
+Keyring = Secret | Iterable[Secret]
+
+
+@dataclass(frozen=True)
+class KeyBlock:
+    """A parsed key block; structurally valid, not yet authenticated."""
+
+    source: KeySource
+    scrypt: ScryptParams | None
+    key_id: bytes
+    key_check: bytes
+    wrap_nonce: bytes
+    wrapped_dk: bytes
+    wrap_tag: bytes
+    raw: bytes = field(repr=False)
+
+
+def parse_key_block(raw: bytes) -> KeyBlock:
+    """Check the fields a reader must refuse before deriving anything (§4.1)."""
+    if len(raw) != KEY_BLOCK_LEN:
+        raise ValueError(f"a key block is {KEY_BLOCK_LEN} bytes")
+    source, log2n, r, p, salt, key_id, key_check = _PREFIX.unpack_from(raw)
+    if source not in (KeySource.RAW, KeySource.PASSPHRASE):
+        raise UnsupportedVersion(f"key source {source} is not supported")
+    params: ScryptParams | None = None
+    if source == KeySource.RAW:
+        if any(raw[1:20]):
+            raise Corrupt("the key block of a key file has non-zero scrypt fields")
+    else:
+        params = ScryptParams(log2n, r, p, salt)
+        problem = params.problem()
+        if problem:
+            raise Corrupt(f"key block: {problem}")
+    return KeyBlock(KeySource(source), params, key_id, key_check, raw[44:56], raw[56:88],
+                    raw[88:104], bytes(raw))
+
+
+class FileKeys:
+    """The secrets of one file: its file_id, the data key DK and the key block wrapping DK.
+
+    Made by `new_file` (writing) or `open_key_block` (reading); hand it to `seal`/`unseal`.
+    """
+
+    __slots__ = ("file_id", "key_block", "_dk")
+
+    def __init__(self, file_id: bytes, key_block: bytes, dk: bytes) -> None:
+        if len(file_id) != ID_LEN or len(key_block) != KEY_BLOCK_LEN or len(dk) != DK_LEN:
+            raise ValueError("file_id, key block or data key has the wrong length")
+        self.file_id = bytes(file_id)
+        self.key_block = bytes(key_block)
+        self._dk = bytes(dk)
+
+    @property
+    def key_id(self) -> bytes:
+        return self.key_block[20:28]
+
+    def payload_key(self, region_salt: bytes) -> bytes:
+        """PK of the envelope with this region salt (§3.2)."""
+        return payload_key(self._dk, region_salt)
+
+    def rewrapped(self, secret: Secret, rng: Rng | None = None) -> FileKeys:
+        """The same file_id and DK under another key: a fresh wrap nonce (and scrypt salt)."""
+        return FileKeys(self.file_id, _wrap(_writer_key(secret, rng), self.file_id, self._dk, rng),
+                        self._dk)
+
+    def __repr__(self) -> str:
+        return f"FileKeys(file_id={self.file_id.hex()}, key_id={self.key_id.hex()})"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("FileKeys cannot be pickled (they would carry the data key)")
+
+
+def new_file(secret: Secret, rng: Rng | None = None) -> FileKeys:
+    """Fresh per-file state: a random file_id and DK, wrapped under `secret`."""
+    rng = rng or default_rng
+    file_id, dk = rng(ID_LEN), rng(DK_LEN)
+    return FileKeys(file_id, _wrap(_writer_key(secret, rng), file_id, dk, rng), dk)
+
+
+def open_key_block(header: Header, keyring: Keyring) -> FileKeys:
+    """Recover DK from the key block of `header`, telling a wrong key from tampering (§4.3).
+
+    The key is chosen by key id. No key with the file's id and none whose key check matches:
+    WrongKey. A key whose check matches but whose id does not, or the reverse, or a failing
+    unwrap after a matching check: Tampered. A changed scrypt salt or parameter derives another
+    K and so reads as a wrong passphrase; nothing can tell those apart.
+    """
+    block = parse_key_block(header.key_block)
+    candidates = _candidates(block, _secrets(keyring))
+    if not candidates:
+        raise _source_mismatch(block)
+    key = next((k for k in candidates if k.key_id == block.key_id), None)
+    if key is None:
+        if any(k.matches_check(header.file_id, block.key_check) for k in candidates):
+            raise Tampered("the key block failed authentication")
+        raise _wrong_key(block, candidates)
+    if not key.matches_check(header.file_id, block.key_check):
+        raise Tampered("the key block failed authentication")
+    cipher = AES.new(key.kek(header.file_id), AES.MODE_GCM, nonce=block.wrap_nonce,
+                     mac_len=TAG_LEN)
+    cipher.update(FORMAT_PREFIX + header.file_id + block.raw[:44])
+    try:
+        dk = cipher.decrypt_and_verify(block.wrapped_dk, block.wrap_tag)
+    except ValueError:
+        raise Tampered("the key block failed authentication") from None
+    return FileKeys(header.file_id, block.raw, dk)
+
+
+def rewrap(header: Header, old_keyring: Keyring, new_secret: Secret,
+           rng: Rng | None = None) -> bytes:
+    """The key block for rekeying: same DK, opened with the old key, wrapped under the new."""
+    return open_key_block(header, old_keyring).rewrapped(new_secret, rng).key_block
+
+
+def _writer_key(secret: Secret, rng: Rng | None) -> UserKey:
+    if isinstance(secret, Passphrase):
+        return secret.new_user_key(rng)
+    if secret.source != KeySource.RAW:
+        # Reusing a derived key would reuse its salt in another key block.
+        raise ValueError("pass the Passphrase itself: a new key block needs a fresh salt")
+    return secret
+
+
+def _wrap(key: UserKey, file_id: bytes, dk: bytes, rng: Rng | None) -> bytes:
+    params = key.scrypt
+    prefix = _PREFIX.pack(
+        key.source,
+        params.log2n if params else 0,
+        params.r if params else 0,
+        params.p if params else 0,
+        params.salt if params else bytes(SALT_LEN),
+        key.key_id,
+        key.key_check(file_id),
+    )
+    nonce = (rng or default_rng)(WRAP_NONCE_LEN)
+    cipher = AES.new(key.kek(file_id), AES.MODE_GCM, nonce=nonce, mac_len=TAG_LEN)
+    cipher.update(FORMAT_PREFIX + file_id + prefix)
+    wrapped, tag = cipher.encrypt_and_digest(dk)
+    return prefix + nonce + wrapped + tag
+
+
+def _secrets(keyring: Keyring) -> list[Secret]:
+    secrets = [keyring] if isinstance(keyring, (UserKey, Passphrase)) else list(keyring)
+    if not secrets:
+        raise NoKey("no key given")
+    return secrets
+
+
+def _candidates(block: KeyBlock, secrets: list[Secret]) -> list[UserKey]:
+    """The user keys that could have written this block: K of the block's source."""
+    keys: list[UserKey] = []
+    for secret in secrets:
+        if isinstance(secret, Passphrase):
+            if block.scrypt is not None:
+                keys.append(secret.derive(block.scrypt))
+        elif secret.source == block.source and secret.scrypt == block.scrypt:
+            keys.append(secret)
+    return keys
+
+
+def _source_mismatch(block: KeyBlock) -> WrongKey:
+    if block.source == KeySource.RAW:
+        return WrongKey("the file was encrypted with a key file, not a passphrase",
+                        hint=f"pass --key KEYFILE with the key whose id is {block.key_id.hex()}")
+    return WrongKey("the file was encrypted with a passphrase, not a key file",
+                    hint="pass --passphrase")
+
+
+def _wrong_key(block: KeyBlock, tried: list[UserKey]) -> WrongKey:
+    if block.source == KeySource.PASSPHRASE:
+        return WrongKey("wrong passphrase", hint="give the passphrase the file was encrypted with")
+    ids = ", ".join(k.key_id_hex for k in tried)
+    given = "the key given has id" if len(tried) == 1 else "the keys given have ids"
+    return WrongKey(f"wrong key: the file needs key id {block.key_id.hex()}, {given} {ids}")

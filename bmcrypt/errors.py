@@ -1,0 +1,144 @@
+"""Every error bmcrypt reports on purpose.
+
+Each class names what went wrong and carries the exit code the CLI uses for it, so that scripts
+can tell a wrong key from a tampered file without parsing text. Messages are lower-case, one line,
+and never contain key material; ``hint`` says what to do next.
+
+    exit 1  BmcryptError (anything else we raise on purpose)
+    exit 2  usage error (Typer's own)
+    exit 3  FormatError:   NotABmodel, Truncated, Corrupt, UnsupportedVersion
+    exit 4  WrongKey
+    exit 5  Tampered
+    exit 6  StateError:    AlreadyEncrypted, NotEncrypted, ForeignEncrypted
+    exit 7  KeyError_:     KeyFileError, NoKey
+    exit 8  FileSafetyError: BackupConflict, Locked, InputFileError
+    exit 9  VendorRuntimeError
+"""
+
+from __future__ import annotations
+
+
+class BmcryptError(Exception):
+    """Base class: a message for the user, an optional hint, an exit code."""
+
+    exit_code = 1
+    default_hint: str | None = None
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# ---------------------------------------------------------------- the file is not what we need
+
+
+class FormatError(BmcryptError):
+    """The input is not a well-formed bmodel (or bmcrypt envelope)."""
+
+    exit_code = 3
+
+
+class NotABmodel(FormatError):
+    default_hint = "bmodel files start with the magic ee aa 55 ff; check the path"
+
+
+class Truncated(FormatError):
+    default_hint = "the file is shorter than its header says; copy it again or restore the backup"
+
+
+class Corrupt(FormatError):
+    default_hint = "the file is damaged; restore it from its backup or recompile the model"
+
+
+class UnsupportedVersion(FormatError):
+    default_hint = "this file was written by a newer bmcrypt; upgrade bmcrypt to read it"
+
+
+# ---------------------------------------------------------------- keys and authentication
+
+
+class WrongKey(BmcryptError):
+    """The key given does not open this file (its key id or key check differs)."""
+
+    exit_code = 4
+    default_hint = "use the key the file was encrypted with (`bmcrypt inspect` shows its key id)"
+
+
+class Tampered(BmcryptError):
+    """Authentication failed with the right key: the bytes were changed after encryption.
+
+    Deliberately unspecific about *how* they were changed.
+    """
+
+    exit_code = 5
+    default_hint = "do not use this file; restore it from a trusted copy"
+
+
+# ---------------------------------------------------------------- the file is in the wrong state
+
+
+class StateError(BmcryptError):
+    exit_code = 6
+
+
+class AlreadyEncrypted(StateError):
+    default_hint = "nothing to do; `bmcrypt verify` checks it, `bmcrypt decrypt` undoes it"
+
+
+class NotEncrypted(StateError):
+    default_hint = "this is a plain bmodel; `bmcrypt encrypt` protects it"
+
+
+class ForeignEncrypted(StateError):
+    default_hint = (
+        "it was encrypted by another tool (vendor layout, unknown cipher); "
+        "decrypt it with that tool's library first"
+    )
+
+
+# ---------------------------------------------------------------- keys on disk
+
+
+class KeyProblem(BmcryptError):
+    exit_code = 7
+
+
+class KeyFileError(KeyProblem):
+    default_hint = "create a key with `bmcrypt keygen -o KEYFILE`"
+
+
+class NoKey(KeyProblem):
+    default_hint = "pass --key KEYFILE, set BMCRYPT_KEY_FILE, or use --passphrase"
+
+
+# ---------------------------------------------------------------- files and backups
+
+
+class FileSafetyError(BmcryptError):
+    exit_code = 8
+
+
+class InputFileError(FileSafetyError):
+    """A path that cannot be used: missing, a directory, unreadable."""
+
+    default_hint = "check the path"
+
+
+class BackupConflict(FileSafetyError):
+    default_hint = "move the existing backup away, or pass --backup PATH"
+
+
+class Locked(FileSafetyError):
+    default_hint = "another bmcrypt is working on this file; wait for it to finish"
+
+
+# ---------------------------------------------------------------- the vendor runtime
+
+
+class VendorRuntimeError(BmcryptError):
+    exit_code = 9
+    default_hint = "run scripts/fetch-runtime.sh, or pass --runtime DIR with libbmrt.so and libbmlib.so"

@@ -1,0 +1,41 @@
+"""File safety: backups, atomic replacement, locks, crash-safe in-place patches.
+
+Knows nothing about bmodels or cryptography; every command that changes a model goes through here.
+A typical change of a model, as the CLI does it::
+
+    with file_lock(model):
+        recover_journal(model)          # finish or drop what a crashed run left
+        make_backup(model)              # verified MODEL.bak + MODEL.bak.sha256
+        with atomic_write(model) as f:  # all or nothing
+            ...
+
+docs/backups.md describes the on-disk conventions and what survives which crash.
+"""
+
+from .atomic import atomic_write
+from .backup import BackupResult, backup_path_for, make_backup, restore_backup, verify_backup
+from .cleanup import cleanup_stale_temps
+from .hashing import Progress, sha256_file
+from .journal import Patch, RecoveryOutcome, journal_path, patch_in_place, recover_journal
+from .locking import file_lock, lock_path
+from .manifest import manifest_path
+
+__all__ = [
+    "BackupResult",
+    "Patch",
+    "Progress",
+    "RecoveryOutcome",
+    "atomic_write",
+    "backup_path_for",
+    "cleanup_stale_temps",
+    "file_lock",
+    "journal_path",
+    "lock_path",
+    "make_backup",
+    "manifest_path",
+    "patch_in_place",
+    "recover_journal",
+    "restore_backup",
+    "sha256_file",
+    "verify_backup",
+]

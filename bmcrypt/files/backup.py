@@ -1,0 +1,206 @@
+"""Verified backups: ``MODEL.bak`` next to the model, checked by ``MODEL.bak.sha256``.
+
+A backup is made by copying into a temp file while hashing what is read, fsyncing, re-reading the
+copy from the disk and comparing digests, writing the manifest, and only then linking the copy to
+its final name (a link never overwrites, so an existing backup is never clobbered). A crash at any
+point leaves the model untouched and no partial file at ``MODEL.bak``; a rerun just works.
+
+An existing backup is reused when it is identical to the model and refused (BackupConflict)
+otherwise. scripts/backup.sh follows the same convention; either can check the other's backups.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bmcrypt.errors import BackupConflict, Corrupt, InputFileError
+
+from .atomic import TempFile, commit_no_replace, commit_replace, set_owner_like, temp_beside
+from .cleanup import cleanup_stale_temps
+from .hashing import Progress, copy_hashing, hash_from_disk, hash_stream
+from .journal import discard_journal
+from .locking import file_lock
+from .manifest import manifest_path, read_manifest, write_manifest
+from .paths import check_input_file, real_path
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    """A backup on disk: where it is, the SHA-256 of its content, whether this call wrote it."""
+
+    path: Path
+    sha256: str
+    created: bool
+
+    @property
+    def manifest(self) -> Path:
+        """The ``<backup>.sha256`` manifest next to it."""
+        return manifest_path(self.path)
+
+
+def backup_path_for(model: str | os.PathLike[str],
+                    backup_path: str | os.PathLike[str] | None = None) -> Path:
+    """Where the backup of `model` lives: `backup_path`, ``DIR/<name>.bak`` if that is a
+    directory, or by default ``<model>.bak`` next to the model (as named, symlinks not resolved)."""
+    model = Path(model)
+    if backup_path is None:
+        return model.with_name(model.name + ".bak")
+    backup = Path(backup_path)
+    return backup / (model.name + ".bak") if backup.is_dir() else backup
+
+
+def _copy_verified(src: Path, target: Path, commit: Callable[[TempFile, Path], None],
+                   owner: os.stat_result | None, before_commit: Callable[[str], None],
+                   progress: Progress | None) -> str:
+    """Copy `src` to a temp file beside `target` with `src`'s mode and times, check the copy on
+    disk, call `before_commit(digest)`, then `commit` it into place. Returns the SHA-256."""
+    with open(src, "rb", buffering=0) as source, temp_beside(target) as tmp:
+        before = os.fstat(source.fileno())
+        digest, size = copy_hashing(source, tmp.raw, progress)
+        after = os.fstat(source.fileno())
+        if (size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+            raise InputFileError(f"{src} changed while it was being copied",
+                                 hint="make sure nothing else writes to it, then try again")
+        os.fchmod(tmp.fileno(), stat.S_IMODE(before.st_mode))
+        set_owner_like(tmp.fileno(), owner)
+        if hash_from_disk(tmp.fileno(), progress, base=size)[0] != digest:
+            raise Corrupt(f"the copy of {src} read back from the disk differs from what was "
+                          f"written", hint="the disk or its filesystem may be failing; fix that "
+                                           "before going on")
+        os.utime(tmp.fileno(), ns=(before.st_atime_ns, before.st_mtime_ns))
+        before_commit(digest)
+        commit(tmp, target)
+    return digest
+
+
+def _sha256(path: Path, progress: Progress | None, base: int = 0) -> str:
+    with open(path, "rb", buffering=0) as f:
+        return hash_stream(f, progress, base)[0]
+
+
+def _reuse(model: Path, backup: Path, progress: Progress | None) -> BackupResult:
+    """Accept an existing backup identical to `model` (adding a missing manifest); else conflict."""
+    if not backup.is_file():
+        raise BackupConflict(f"{backup} exists and is not a regular file")
+    size = model.stat().st_size
+    if backup.stat().st_size != size:
+        raise BackupConflict(f"a different backup already exists at {backup}; it was left as it is")
+    digest = _sha256(model, progress)
+    if _sha256(backup, progress, size) != digest:
+        raise BackupConflict(f"a different backup already exists at {backup}; it was left as it is")
+    try:
+        recorded = read_manifest(backup)
+    except Corrupt as exc:
+        raise BackupConflict(f"{backup} matches the model but {exc.message}") from None
+    if recorded is None:
+        write_manifest(backup, digest)
+    elif recorded != digest:
+        raise BackupConflict(f"{backup} matches the model but its manifest records another "
+                             f"checksum",
+                             hint="the manifest or the backup was changed; check them by hand")
+    return BackupResult(backup, digest, created=False)
+
+
+def make_backup(model: str | os.PathLike[str], backup_path: str | os.PathLike[str] | None = None,
+                progress: Progress | None = None) -> BackupResult:
+    """Back `model` up to ``<model>.bak`` (or `backup_path`; a directory means ``DIR/<name>.bak``)
+    with a ``sha256sum`` manifest beside it, verified against the model before it gets its name.
+
+    An identical existing backup is reused (``created=False``, a missing manifest is added); a
+    different one raises BackupConflict and is never touched. Mode and times follow the model.
+    Holds the model's lock. `progress(bytes_done)` counts every byte read, up to twice the size.
+    """
+    model = Path(model)
+    check_input_file(model, "model")
+    backup = backup_path_for(model, backup_path)
+    if not backup.parent.is_dir():
+        raise InputFileError(f"no such directory: {backup.parent}")
+    if backup.exists() and backup.samefile(model):
+        raise InputFileError(f"the backup path {backup} is the model itself",
+                             hint="give the backup another name or directory")
+    with file_lock(model):
+        cleanup_stale_temps(backup)
+        if os.path.lexists(backup):
+            return _reuse(model, backup, progress)
+
+        def before_commit(digest: str) -> None:
+            if os.path.lexists(backup):  # so as not to replace the manifest of someone else's
+                raise FileExistsError(backup)
+            write_manifest(backup, digest)  # first: a backup never appears without its manifest
+
+        try:
+            digest = _copy_verified(model, backup, commit_no_replace, model.stat(), before_commit,
+                                    progress)
+        except FileExistsError:  # appeared while we copied (by hand: bmcrypt and the script lock)
+            return _reuse(model, backup, progress)
+    return BackupResult(backup, digest, created=True)
+
+
+def _expected_digest(backup: Path, trust_unverified: bool) -> str | None:
+    """What the manifest says `backup` must hash to; None if there is none and the caller trusts
+    the backup anyway."""
+    if not os.path.lexists(backup):
+        raise InputFileError(f"there is no backup at {backup}",
+                             hint="backups are made by `bmcrypt backup` or scripts/backup.sh")
+    check_input_file(backup, "backup")
+    recorded = read_manifest(backup)
+    if recorded is None and not trust_unverified:
+        raise InputFileError(
+            f"the backup {backup} has no manifest {manifest_path(backup).name}; refusing to trust "
+            f"it", hint="make backups with `bmcrypt backup` or scripts/backup.sh; if you are sure "
+                        "this one is good, ask for it explicitly (--trust-unverified)")
+    return recorded
+
+
+def _mismatch(backup: Path) -> Corrupt:
+    return Corrupt(f"the backup {backup} does not match its manifest {manifest_path(backup).name}",
+                   hint="the backup was damaged or changed; do not restore it")
+
+
+def verify_backup(model: str | os.PathLike[str], backup_path: str | os.PathLike[str] | None = None,
+                  *, trust_unverified: bool = False,
+                  progress: Progress | None = None) -> BackupResult:
+    """Check the backup of `model` against its manifest and return it.
+
+    Raises InputFileError if there is no backup, or no manifest (unless `trust_unverified`), and
+    Corrupt if the manifest is malformed or records another checksum. The model itself is not read.
+    """
+    backup = backup_path_for(model, backup_path)
+    expected = _expected_digest(backup, trust_unverified)
+    digest = _sha256(backup, progress)
+    if expected is not None and digest != expected:
+        raise _mismatch(backup)
+    return BackupResult(backup, digest, created=False)
+
+
+def restore_backup(model: str | os.PathLike[str], backup_path: str | os.PathLike[str] | None = None,
+                   *, trust_unverified: bool = False,
+                   progress: Progress | None = None) -> BackupResult:
+    """Put the backup of `model` back in its place, atomically; the backup stays.
+
+    The backup is copied to a temp file beside the model, and the copy must match the manifest
+    (verified as it is read, and again from the disk) before it replaces the model. A pending
+    patch journal of the model is discarded: it belongs to the content being replaced. Raises as
+    `verify_backup` does, with the model untouched. Holds the model's lock.
+    """
+    model = Path(model)
+    backup = backup_path_for(model, backup_path)
+    target = real_path(model)
+    if target.is_dir():
+        raise InputFileError(f"{model} is a directory, not a model", hint="give the path of a file")
+
+    with file_lock(model):
+        expected = _expected_digest(backup, trust_unverified)
+        owner = target.stat() if target.exists() else backup.stat()
+
+        def before_commit(digest: str) -> None:
+            if expected is not None and digest != expected:
+                raise _mismatch(backup)
+            discard_journal(target)
+
+        digest = _copy_verified(backup, target, commit_replace, owner, before_commit, progress)
+    return BackupResult(backup, digest, created=False)

@@ -1,0 +1,99 @@
+"""Names of the files bmcrypt keeps next to a model, and the small filesystem helpers every other
+module here needs (checked opening, directory fsync).
+
+Every helper file is hidden and derived from the model's name, so that ``ls`` stays clean and a
+directory listing is enough to find what a crashed run left behind::
+
+    m.bmodel                          the model
+    .m.bmodel.bmcrypt-lock            advisory lock (locking.py)
+    .m.bmodel.bmcrypt-journal         in-place patch journal (journal.py)
+    .m.bmodel.bmcrypt-tmp-XXXXXXXX    temp file of an atomic replace (atomic.py)
+    m.bmodel.bak, m.bmodel.bak.sha256 the backup and its manifest (backup.py)
+
+A leading dot is always added, even to a name that already has one, so `x` and `.x` never share
+a journal. scripts/backup.sh computes the same names; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+from pathlib import Path
+
+from bmcrypt.errors import InputFileError
+
+TEMP_TAG = ".bmcrypt-tmp-"
+LOCK_SUFFIX = "bmcrypt-lock"
+JOURNAL_SUFFIX = "bmcrypt-journal"
+
+# A hidden name adds up to ~40 bytes (dot, suffix, 8 random characters) to the model's name; longer
+# names are shortened but keep a hash of the full name so two long names never collide.
+_MAX_NAME_BYTES = 200
+_KEEP_BYTES = 180
+
+
+def fit_name(name: str) -> str:
+    """`name`, or if over 200 bytes: its first 180 bytes, ``~``, 16 hex digits of its SHA-256."""
+    raw = os.fsencode(name)
+    if len(raw) <= _MAX_NAME_BYTES:
+        return name
+    return os.fsdecode(raw[:_KEEP_BYTES]) + "~" + hashlib.sha256(raw).hexdigest()[:16]
+
+
+def sidecar(path: Path, suffix: str) -> Path:
+    """The hidden helper file ``.<name>.<suffix>`` next to `path`."""
+    return path.with_name(f".{fit_name(path.name)}.{suffix}")
+
+
+def temp_prefix(target: Path) -> str:
+    """The name prefix of temp files that will become `target`: ``.<name>.bmcrypt-tmp-``."""
+    return f".{fit_name(target.name)}{TEMP_TAG}"
+
+
+def real_path(path: str | os.PathLike[str]) -> Path:
+    """`path` with symlinks resolved: a link to a model is written through, never replaced."""
+    return Path(os.path.realpath(path))
+
+
+def check_input_file(path: Path, what: str = "file") -> os.stat_result:
+    """Stat `path` (following links) and insist it is a readable regular file; return the stat."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise InputFileError(f"no such {what}: {path}") from None
+    except PermissionError:
+        raise InputFileError(f"cannot access {path}: permission denied") from None
+    except NotADirectoryError:
+        raise InputFileError(f"no such {what}: {path} (a parent is not a directory)") from None
+    if path.is_dir():
+        raise InputFileError(f"{path} is a directory, not a {what}", hint="give the path of a file")
+    if not path.is_file():
+        raise InputFileError(f"{path} is not a regular {what}")
+    if not os.access(path, os.R_OK):
+        raise InputFileError(f"cannot read {path}: permission denied")
+    return st
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or unlink in `directory` durable (a no-op where the filesystem can't)."""
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # some filesystems refuse fsync on directories; nothing more we can do
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def default_new_file_mode() -> int:
+    """The mode `open()` would give a new file: 0o666 minus the process umask."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o644  # no /proc (or no Umask line): the common umask 022

@@ -1,0 +1,179 @@
+"""Open a bmcrypt file: authenticate its header and FlatBuffer envelopes, map the rest.
+
+Follows docs/FORMAT.md §6 steps 1–4 in order, so the first failing step names the error. The
+weights (step 5) and the clear digest (step 6) are streamed by `unseal.py`.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bmcrypt.bmodel import _walk
+from bmcrypt.bmodel._fbs.bmodel.Model import Model, ModelT
+from bmcrypt.bmodel.header import MAGIC_BYTES
+from bmcrypt.crypto import (
+    HEADER_LEN,
+    FileKeys,
+    Header,
+    Keyring,
+    Kind,
+    Manifest,
+    open_key_block,
+    parse_header,
+    parse_manifest,
+    unseal,
+)
+from bmcrypt.errors import (
+    Corrupt,
+    ForeignEncrypted,
+    InputFileError,
+    NotABmodel,
+    NotEncrypted,
+    Tampered,
+    Truncated,
+)
+
+ENVELOPE_MAGIC = b"BMCE"
+TAIL_LEN = 56
+
+
+@dataclass(frozen=True)
+class Visible:
+    """What anyone can see of a bmcrypt file without a key (for `inspect`)."""
+
+    header_size: int
+    envelope: Header  # E₁'s public header: version, algorithm, file id, key block
+    flatbuffer_envelope: Header | None  # E₂'s, when the file is long enough to hold it
+
+
+@dataclass
+class Opened:
+    """An authenticated bmcrypt file: keys, header tail, FlatBuffer, manifest, mapped bytes."""
+
+    path: Path
+    mm: mmap.mmap
+    file_size: int
+    header_size: int
+    envelope: Header  # E₁'s header (public header + key block)
+    keys: FileKeys
+    key_block: bytes
+    flatbuffers_size: int  # E₂'s length
+    binary_size: int
+    flatbuffer: bytes  # the plain FlatBuffer (verified)
+    manifest: Manifest | None  # None for files made by `model_tool --encrypt -lib libbmcrypt.so`
+
+    @property
+    def binary_offset(self) -> int:
+        return self.header_size + self.flatbuffers_size
+
+    def binary(self, start: int, size: int) -> memoryview:
+        """Bytes of the binary region, bounds-checked, without copying."""
+        if start < 0 or size < 0 or start + size > self.binary_size:
+            raise Corrupt(f"binary range {start}+{size} points outside the file")
+        base = self.binary_offset
+        return memoryview(self.mm)[base + start:base + start + size]
+
+    def unpack(self) -> ModelT:
+        return ModelT.InitFromObj(Model.GetRootAs(self.flatbuffer, 0))
+
+
+def _map(path: str | os.PathLike[str]) -> tuple[Path, mmap.mmap]:
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size == 0:
+                raise NotABmodel(f"{p}: empty file is not a bmodel")
+            return p, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except IsADirectoryError:
+        raise InputFileError(f"{p} is a directory, not a bmodel") from None
+    except FileNotFoundError:
+        raise InputFileError(f"{p}: no such file") from None
+
+
+def probe(mm: mmap.mmap | bytes, path: Path) -> Visible:
+    """Check the clear bytes say "bmcrypt file" and parse what is visible; no key needed."""
+    if len(mm) < 8 or bytes(mm[:4]) != MAGIC_BYTES:
+        raise NotABmodel(f"{path}: not a bmodel (bad magic)")
+    (header_size,) = struct.unpack("<I", mm[4:8])
+    if bytes(mm[8:12]) != ENVELOPE_MAGIC:
+        if header_size == 64 and not any(mm[20:64]):
+            raise NotEncrypted(f"{path} is a plain bmodel, not encrypted")
+        raise ForeignEncrypted(f"{path} is encrypted, but not by bmcrypt")
+    if header_size > len(mm):
+        raise Truncated(f"{path}: the file ends inside its header")
+    e1 = parse_header(mm[8:header_size])  # checks the envelope's length too
+    e2 = None
+    if len(mm) >= header_size + HEADER_LEN:
+        e2 = parse_header(mm[header_size:header_size + HEADER_LEN], whole=False)
+    return Visible(header_size, e1, e2)
+
+
+@contextmanager
+def open_encrypted(path: str | os.PathLike[str], keyring: Keyring) -> Iterator[Opened]:
+    """Authenticate header and FlatBuffer of a bmcrypt file and yield it, memory-mapped."""
+    p, mm = _map(path)
+    try:
+        yield _open(p, mm, keyring)
+    finally:
+        _close(mm)
+
+
+def _close(mm: mmap.mmap) -> None:
+    try:
+        mm.close()
+    except BufferError:  # a view is still alive (e.g. in a traceback): the GC unmaps it later
+        pass
+
+
+def _open(p: Path, mm: mmap.mmap, keyring: Keyring) -> Opened:
+    visible = probe(mm, p)
+    e1 = visible.envelope
+    if e1.kind not in (Kind.HEADER_TAIL, Kind.GENERIC):
+        raise Corrupt(f"{p}: the header envelope has kind {e1.kind}")
+    keys = open_key_block(e1, keyring)  # WrongKey / Tampered
+    header_size = visible.header_size
+    tail = _unseal(mm[8:header_size], keys, "header")
+    if len(tail) != TAIL_LEN or any(tail[12:]):
+        raise Corrupt(f"{p}: the decrypted header is malformed")
+    fb_size, binary_size = struct.unpack("<IQ", tail[:12])
+    end = header_size + fb_size + binary_size
+    if end > len(mm):
+        raise Truncated(f"{p}: the file is {len(mm)} bytes, its header says {end}")
+    if end < len(mm):
+        raise Corrupt(f"{p}: {len(mm) - end} unexpected bytes after the end of the model")
+
+    raw_e2 = mm[header_size:header_size + fb_size]
+    e2 = parse_header(raw_e2)
+    e2.check_length(fb_size)
+    _same_file(e1, e2, p, "the FlatBuffer")
+    plain = _unseal(raw_e2, keys, "FlatBuffer")
+    manifest = None
+    if e2.kind == Kind.FLATBUFFER:
+        manifest = parse_manifest(plain)
+        fb = bytes(plain[:manifest.flatbuffer_len])
+    elif e2.kind == Kind.GENERIC:
+        fb = bytes(plain)
+    else:
+        raise Corrupt(f"{p}: the FlatBuffer envelope has kind {e2.kind}")
+    _walk.decode(fb)  # verify before anyone trusts an offset in it
+    return Opened(p, mm, len(mm), header_size, e1, keys, bytes(e1.key_block), fb_size, binary_size,
+                  fb, manifest)
+
+
+def _same_file(first: Header, other: Header, p: Path, what: str) -> None:
+    if other.file_id != first.file_id or other.key_block != first.key_block:
+        raise Tampered(f"{p}: {what} belongs to another encrypted file")
+
+
+def _unseal(envelope: bytes, keys: FileKeys, what: str) -> bytearray:
+    try:
+        return unseal(envelope, keys)
+    except Tampered:
+        raise Tampered(f"the {what} was changed after encryption") from None

@@ -1,0 +1,173 @@
+"""What each user-facing command does, end to end, as plain functions.
+
+Each one combines the format (`bmodel`), the crypto (`protect`) and file safety (`files`) in the
+order that never loses data: lock → finish a crashed run's journal → check the input's state →
+backup → write a temp file → commit by rename. The CLI only parses arguments and renders the
+results; tests and other programs call these directly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from bmcrypt.bmodel.header import EncryptionState, probe_header
+from bmcrypt.bmodel.reader import open_mapped
+from bmcrypt.crypto import Keyring, Secret, new_file
+from bmcrypt.errors import AlreadyEncrypted, InputFileError, NotABmodel, NotEncrypted
+from bmcrypt.files import (
+    BackupResult,
+    atomic_write,
+    file_lock,
+    make_backup,
+    recover_journal,
+    restore_backup,
+)
+from bmcrypt.protect.opened import ENVELOPE_MAGIC, open_encrypted
+from bmcrypt.protect.rekey import RekeyReport, rekey_file
+from bmcrypt.protect.seal import SealReport, seal_bmodel
+from bmcrypt.protect.unseal import VerifyReport, unseal_file
+
+Progress = Callable[[int], None]
+#: Called once with the number of bytes a long operation will process; returns its progress.
+ProgressFactory = Callable[[str, int], Progress | None]
+
+
+@dataclass(frozen=True)
+class EncryptOutcome:
+    target: Path
+    report: SealReport
+    backup: BackupResult | None
+
+
+@dataclass(frozen=True)
+class DecryptOutcome:
+    target: Path
+    report: VerifyReport
+
+
+def _no_progress(_what: str, _total: int) -> None:
+    return None
+
+
+def file_state(path: Path) -> str:
+    """"plain", "bmcrypt" or "foreign", from the clear bytes only."""
+    with _open_input(path) as f:
+        head = f.read(64)
+    probe = probe_header(head)  # NotABmodel for a wrong magic, Truncated for < 8 bytes
+    if probe.state == EncryptionState.PLAIN:
+        return "plain"
+    return "bmcrypt" if head[8:12] == ENVELOPE_MAGIC else "foreign"
+
+
+def _open_input(path: Path) -> BinaryIO:
+    if path.is_dir():
+        raise InputFileError(f"{path} is a directory, not a bmodel")
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: no such file") from None
+
+
+def _refuse_encrypted(path: Path) -> None:
+    state = file_state(path)
+    if state == "bmcrypt":
+        raise AlreadyEncrypted(f"{path} is already encrypted by bmcrypt")
+    if state == "foreign":
+        raise AlreadyEncrypted(f"{path} is already encrypted (vendor layout, not by bmcrypt)",
+                               hint="decrypt it with the tool that encrypted it first")
+
+
+def _output_path(model: Path, output: str | os.PathLike[str] | None) -> Path | None:
+    """None for in place; else the new file, which must not exist yet."""
+    if output is None:
+        return None
+    out = Path(output)
+    if out.exists() and out.resolve() == model.resolve():
+        return None
+    if out.exists():
+        raise InputFileError(f"{out} already exists; bmcrypt does not overwrite it",
+                             hint="remove it or choose another output name")
+    return out
+
+
+def encrypt_model(model: str | os.PathLike[str], secret: Secret, *,
+                  nets: set[str] | None = None, output: str | os.PathLike[str] | None = None,
+                  backup: bool = True, backup_path: str | os.PathLike[str] | None = None,
+                  progress: ProgressFactory = _no_progress) -> EncryptOutcome:
+    """Encrypt `model` in place after a verified backup, or into a new file `output`."""
+    model = Path(model)
+    out = _output_path(model, output)
+    with file_lock(model):
+        recover_journal(model)
+        _refuse_encrypted(model)
+        made = None
+        if out is None and backup:
+            size = model.stat().st_size
+            made = make_backup(model, backup_path, progress("backup", 2 * size))
+        target = out or model
+        with open_mapped(model) as src, atomic_write(target, mode_from=model) as f:
+            total = src.raw.file_size - src.raw.header.binary_offset
+            report = seal_bmodel(src, f, new_file(secret), nets=nets,
+                                 progress=progress("encrypt", total))
+    return EncryptOutcome(target, report, made)
+
+
+def decrypt_model(model: str | os.PathLike[str], keyring: Keyring, *,
+                  output: str | os.PathLike[str] | None = None,
+                  backup_path: str | os.PathLike[str] | None = None,
+                  progress: ProgressFactory = _no_progress) -> DecryptOutcome:
+    """Write the plain form of `model` (in place, or to `output`), after authenticating all of it.
+
+    In place, the plain model replaces the encrypted one only once every byte has
+    authenticated, so the encrypted file is not at risk; `backup_path` keeps a copy anyway.
+    """
+    model = Path(model)
+    out = _output_path(model, output)
+    with file_lock(model):
+        recover_journal(model)
+        if out is None and backup_path is not None:
+            make_backup(model, backup_path, progress("backup", 2 * model.stat().st_size))
+        target = out or model
+        with open_encrypted(model, keyring) as opened, \
+                atomic_write(target, mode_from=model) as f:
+            report = unseal_file(opened, f, progress("decrypt", opened.binary_size))
+    return DecryptOutcome(target, report)
+
+
+def verify_model(model: str | os.PathLike[str], keyring: Keyring, *,
+                 progress: ProgressFactory = _no_progress) -> VerifyReport:
+    """Authenticate every byte of an encrypted model; write nothing."""
+    model = Path(model)
+    with file_lock(model):
+        recover_journal(model)
+        if file_state(model) == "plain":
+            raise NotEncrypted(f"{model} is a plain bmodel, there is nothing to verify")
+        with open_encrypted(model, keyring) as opened:
+            return unseal_file(opened, None, progress("verify", opened.binary_size))
+
+
+def rekey_model(model: str | os.PathLike[str], old: Keyring, new: Secret) -> RekeyReport:
+    """Rewrap an encrypted model's data key for `new`; `old` stops opening it."""
+    model = Path(model)
+    with file_lock(model):
+        recover_journal(model)
+        if file_state(model) == "plain":
+            raise NotEncrypted(f"{model} is a plain bmodel; encrypt it instead")
+        return rekey_file(model, old, new)
+
+
+def restore_model(model: str | os.PathLike[str], backup_path: str | os.PathLike[str] | None = None,
+                  progress: ProgressFactory = _no_progress) -> BackupResult:
+    """Put the verified backup of `model` back in its place."""
+    model = Path(model)
+    return restore_backup(model, backup_path)
+
+
+__all__ = [
+    "DecryptOutcome", "EncryptOutcome", "NotABmodel", "decrypt_model", "encrypt_model",
+    "file_state", "rekey_model", "restore_model", "verify_model",
+]

@@ -1,0 +1,73 @@
+// The envelope of FORMAT.md §3: one encrypted region, self-describing.
+//
+//   0   "BMCE" | 4 version=1 | 5 algorithm=1 | 6 kind | 7 seg_log2
+//   8   plaintext_len (u64 LE)
+//   16  file_id (16)                                   } bytes 0..48: the public header,
+//   32  region_salt (16)                               } AAD of every segment
+//   48  key block (104, keyblock.h)
+//   152 segment 0 | segment 1 | ... | segment n-1       each = GCM ciphertext || 16-byte tag
+//
+// Segment i of n: nonce = i as 11-byte BE || (i == n-1 ? 0x01 : 0x00), key PK (kdf.h).
+#pragma once
+#include <array>
+#include <cstdint>
+#include <functional>
+
+#include "bytes.h"
+#include "kdf.h"
+#include "keyblock.h"
+
+namespace bmcrypt {
+
+enum class Kind : uint8_t { generic = 0, header_tail = 1, flatbuffer = 2, weights = 3 };
+
+constexpr uint8_t kEnvelopeMagic[4] = {'B', 'M', 'C', 'E'};
+constexpr uint8_t kFormatVersion = 1;
+constexpr uint8_t kAlgorithm = 1;
+constexpr size_t kPublicHeaderSize = 48;
+constexpr size_t kEnvelopeHeaderSize = kPublicHeaderSize + KeyBlock::kSize;  // 152
+constexpr size_t kSegmentTagSize = 16;
+constexpr unsigned kMinSegLog2 = 12, kMaxSegLog2 = 30, kDefaultSegLog2 = 20;
+constexpr uint64_t kMaxPlaintextLen = uint64_t(1) << 40;
+
+struct EnvelopeHeader {
+  std::array<uint8_t, kPublicHeaderSize> public_header{};
+  Kind kind = Kind::generic;
+  unsigned seg_log2 = kDefaultSegLog2;
+  uint64_t plaintext_len = 0;
+  FileId file_id{};
+  FileId region_salt{};
+  KeyBlock key_block;
+
+  uint64_t segment_size() const { return uint64_t(1) << seg_log2; }
+  uint64_t segment_count() const;
+};
+
+// Total envelope length for a plaintext: 152 + plaintext_len + 16 * max(1, ceil(len / S)).
+uint64_t envelope_size(uint64_t plaintext_len, unsigned seg_log2);
+
+// True when the bytes start with the envelope magic (nothing else is checked).
+bool has_envelope_magic(ByteView bytes);
+
+// Parses and checks everything §3.1 requires before any allocation or decryption, including
+// the exact length and the key block's own limits. Throws Error (truncated, corrupt,
+// unsupported_version).
+EnvelopeHeader parse_envelope(ByteView envelope);
+
+// Decrypts all segments into out[0, plaintext_len), in parallel when there are many. Nothing is
+// valid unless every segment authenticated: on failure out is wiped and Error(tampered) thrown.
+void open_envelope(const EnvelopeHeader& header, ByteView envelope, const SecretBytes& dk,
+                   uint8_t* out);
+
+// Decrypts in order, a window of segments at a time, handing plaintext to sink. For hashing and
+// verification only: sink sees early segments before later ones authenticated.
+using PlaintextSink = std::function<void(const uint8_t*, size_t)>;
+void stream_envelope(const EnvelopeHeader& header, ByteView envelope, const SecretBytes& dk,
+                     const PlaintextSink& sink);
+
+// Writes the envelope of plaintext into out[0, envelope_size(plaintext.size, seg_log2)) with a
+// fresh region salt, in parallel when there are many segments.
+void seal_envelope(const FileKeys& keys, Kind kind, ByteView plaintext, uint8_t* out,
+                   unsigned seg_log2 = kDefaultSegLog2);
+
+}  // namespace bmcrypt

@@ -1,0 +1,107 @@
+// The exported C API of libbmcrypt.so (include/bmcrypt.h): thin wrappers, nothing escapes.
+#include "bmcrypt.h"
+
+#include <malloc.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "entry.h"
+#include "keyfile.h"
+#include "keyring.h"
+#include "mapped_file.h"
+#include "parallel.h"
+#include "verify.h"
+
+using namespace bmcrypt;
+
+namespace {
+
+void require(bool ok, const char* what) {
+  if (!ok) throw Error(Errc::bad_argument, what);
+}
+
+}  // namespace
+
+extern "C" {
+
+bool bmcrypt_register_key(const uint8_t key[32]) {
+  return guarded(false, [&] {
+    require(key != nullptr, "no key given");
+    global_keyring().add_key(key);
+    return true;
+  });
+}
+
+bool bmcrypt_register_key_file(const char* path) {
+  return guarded(false, [&] {
+    require(path && *path, "no key file path given");
+    global_keyring().add_key(read_key_file(path).data());
+    return true;
+  });
+}
+
+bool bmcrypt_register_passphrase(const char* passphrase) {
+  return guarded(false, [&] {
+    require(passphrase && *passphrase, "the passphrase is empty");
+    global_keyring().add_passphrase(passphrase);
+    return true;
+  });
+}
+
+void bmcrypt_clear_keys(void) {
+  guarded(false, [] {
+    global_keyring().clear();
+    reset_callback_file_keys();
+    return true;
+  });
+}
+
+const char* bmcrypt_last_error(void) { return last_error_text(); }
+
+int bmcrypt_last_error_code(void) { return int(last_error_code()); }
+
+uint8_t* bmcrypt_decrypt(const uint8_t* in, uint64_t in_len, uint64_t* out_len) {
+  return callback_decrypt(in, in_len, out_len);
+}
+
+uint8_t* bmcrypt_encrypt(const uint8_t* in, uint64_t in_len, uint64_t* out_len) {
+  return callback_encrypt(in, in_len, out_len);
+}
+
+uint8_t* decrypt(const uint8_t* in, uint64_t in_len, uint64_t* out_len) {
+  return callback_decrypt(in, in_len, out_len);
+}
+
+uint8_t* encrypt(const uint8_t* in, uint64_t in_len, uint64_t* out_len) {
+  return callback_encrypt(in, in_len, out_len);
+}
+
+void bmcrypt_free(void* p) {
+  if (!p) return;
+  wipe(p, malloc_usable_size(p));
+  std::free(p);
+}
+
+bool bmcrypt_verify_file(const char* path) {
+  return guarded(false, [&] {
+    require(path && *path, "no path given");
+    const MappedFile file(path);
+    verify_bmodel(file.bytes(), callback_keyring());
+    return true;
+  });
+}
+
+bool bmcrypt_load_bmodel(void* p_bmrt, const char* path) {
+  return guarded(false, [&] {
+    require(path && *path, "no path given");
+    load_bmodel_verified(p_bmrt, path);
+    return true;
+  });
+}
+
+void bmcrypt_set_threads(unsigned n) { set_max_threads(n); }
+
+const char* bmcrypt_version(void) { return BMCRYPT_VERSION; }
+
+}  // extern "C"

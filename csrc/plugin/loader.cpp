@@ -1,0 +1,67 @@
+// bmcrypt_load_bmodel: the whole file is verified (FORMAT.md §6) before the vendor runtime reads a
+// byte of it; the runtime then decrypts region by region through callback_decrypt.
+#include <dlfcn.h>
+#include <link.h>
+
+#include <cstring>
+#include <string>
+
+#include "entry.h"
+#include "mapped_file.h"
+#include "verify.h"
+
+namespace bmcrypt {
+namespace {
+
+using DecryptFn = uint8_t* (*)(const uint8_t*, uint64_t, uint64_t*);
+using LoadWithDecrypt = bool (*)(void*, const char*, DecryptFn);
+constexpr const char* kLoadSymbol = "bmrt_load_bmodel_with_decrypt";
+
+// The path of an already loaded libbmrt.so*, whatever directory it came from.
+std::string loaded_runtime_path() {
+  std::string found;
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* out) {
+        const char* slash = std::strrchr(info->dlpi_name, '/');
+        const char* base = slash ? slash + 1 : info->dlpi_name;
+        if (std::strncmp(base, "libbmrt.so", 10) != 0) return 0;
+        *static_cast<std::string*>(out) = info->dlpi_name;
+        return 1;
+      },
+      &found);
+  return found;
+}
+
+// The runtime that created p_bmrt must be the one we call: first the global scope, then a copy
+// loaded privately (Python's ctypes loads with RTLD_LOCAL), and only when none is loaded at all,
+// whatever libbmrt.so the library path finds. Handles are never closed: the runtime stays loaded.
+LoadWithDecrypt find_runtime() {
+  if (void* sym = dlsym(RTLD_DEFAULT, kLoadSymbol)) return reinterpret_cast<LoadWithDecrypt>(sym);
+  void* handle = nullptr;
+  const std::string loaded = loaded_runtime_path();
+  if (!loaded.empty()) handle = dlopen(loaded.c_str(), RTLD_NOW | RTLD_NOLOAD);
+  if (!handle) handle = dlopen("libbmrt.so", RTLD_NOW);
+  void* sym = handle ? dlsym(handle, kLoadSymbol) : nullptr;
+  if (!sym)
+    throw Error(Errc::runtime, "the vendor runtime is not available (no libbmrt.so with " +
+                                   std::string(kLoadSymbol) + ")");
+  return reinterpret_cast<LoadWithDecrypt>(sym);
+}
+
+}  // namespace
+
+void load_bmodel_verified(void* p_bmrt, const std::string& path) {
+  if (!p_bmrt) throw Error(Errc::bad_argument, "no runtime handle");
+  KeyRing& ring = callback_keyring();
+  {
+    const MappedFile file(path);
+    verify_bmodel(file.bytes(), ring);
+  }
+  const LoadWithDecrypt load = find_runtime();
+  if (!load(p_bmrt, path.c_str(), &callback_decrypt)) {
+    const std::string why = last_error_code() != Errc::ok ? std::string(": ") + last_error_text() : "";
+    throw Error(Errc::runtime, "the vendor runtime refused " + path + why);
+  }
+}
+
+}  // namespace bmcrypt

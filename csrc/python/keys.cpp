@@ -1,0 +1,36 @@
+// The process-wide key ring from Python (shared with the C callbacks handed to the runtime).
+#include <string>
+
+#include "bindings.h"
+#include "entry.h"
+#include "keyfile.h"
+#include "keyring.h"
+#include "parallel.h"
+
+namespace bmcrypt::python {
+
+void register_keys(py::module_& m) {
+  m.def("register_key", [](const py::buffer& key) {
+        const InBuffer k(key);
+        if (k.size() != kKeySize) throw py::value_error("a key is 32 bytes");
+        global_keyring().add_key(k.data());
+      }, py::arg("key"), "Registers a raw 32-byte user key (key source 1)");
+  m.def("register_key_file", [](const py::object& path) {
+        const std::string p = py::str(py::module_::import("os").attr("fspath")(path));
+        py::gil_scoped_release release;
+        global_keyring().add_key(read_key_file(p).data());
+      }, py::arg("path"), "Registers the key of a key file (refused if group/other may access it)");
+  m.def("register_passphrase", [](const std::string& passphrase) {
+        if (passphrase.empty()) throw py::value_error("the passphrase is empty");
+        global_keyring().add_passphrase(passphrase);
+      }, py::arg("passphrase"), "Registers a passphrase (scrypt runs lazily, once per file salt)");
+  m.def("clear_keys", [] {
+        global_keyring().clear();
+        reset_callback_file_keys();
+      }, "Forgets and wipes all registered keys and cached data keys");
+  m.def("set_threads", &set_max_threads, py::arg("n"),
+        "Upper bound on threads for large envelopes (0: all cores)");
+  m.def("max_threads", &max_threads, "Threads a large envelope is processed with");
+}
+
+}  // namespace bmcrypt::python

@@ -1,0 +1,35 @@
+"""Shared test fixtures: paths of the committed fixture files and the vendor runtime."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+MLP = FIXTURES / "mlp_bm1684x_f16_nokernel.bmodel"
+QWEN = FIXTURES / "qwen2_tiny_bf16_seq64_nokernel.bmodel"
+BMODEL_FIXTURES = (MLP, QWEN)
+
+# --import-mode=importlib does not put tests/ on sys.path; the helper modules live here.
+if str(ROOT / "tests") not in sys.path:
+    sys.path.insert(0, str(ROOT / "tests"))
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def vendor_dir() -> Path:
+    """Directory with the vendor's bin/ and lib/ (scripts/fetch-runtime.sh); skips if unavailable."""
+    try:
+        out = subprocess.check_output([str(ROOT / "scripts" / "fetch-runtime.sh")], text=True,
+                                      cwd=ROOT, stderr=subprocess.PIPE, timeout=900)
+    except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+        pytest.skip(f"vendor runtime unavailable (scripts/fetch-runtime.sh failed: {e})")
+    return Path(out.strip().splitlines()[-1])

@@ -1,0 +1,376 @@
+"""bmcrypt.runtime against the real vendor runtime on its CPU simulator.
+
+One Runtime per fixture file is shared by the module (a simulator start is not free); tests
+that change device state make their own. Loads of broken files happen in child processes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bmcrypt.errors import VendorRuntimeError
+from bmcrypt.runtime import (
+    DType,
+    LoadReport,
+    Runtime,
+    bf16_from_f32,
+    check_load,
+    f32_from_bf16,
+    find_lib_dir,
+    find_model_tool,
+    run_isolated,
+    simulator_cache_dir,
+)
+from bmcrypt.runtime import _api
+from bmcrypt.runtime.devmem import DeviceBuffer
+
+ROOT = Path(__file__).resolve().parent.parent
+FIX = ROOT / "tests" / "fixtures"
+MLP = FIX / "mlp_bm1684x_f16_nokernel.bmodel"
+QWEN = FIX / "qwen2_tiny_bf16_seq64_nokernel.bmodel"
+QWEN_SEQ = 64
+
+
+# ---------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def bmrt_dir() -> Path:
+    """The vendor runtime directory, fetched (once, cached) by scripts/fetch-runtime.sh."""
+    if os.environ.get("BMCRYPT_RUNTIME_DIR"):
+        return Path(os.environ["BMCRYPT_RUNTIME_DIR"])
+    try:
+        out = subprocess.run([str(ROOT / "scripts" / "fetch-runtime.sh")], capture_output=True,
+                             text=True, check=True, timeout=1800)
+    except (OSError, subprocess.SubprocessError) as e:
+        pytest.skip(f"vendor runtime unavailable: {e}")
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def mlp_rt(bmrt_dir: Path):
+    with Runtime(bmrt_dir) as rt:
+        rt.load(MLP)
+        yield rt
+
+
+@pytest.fixture(scope="module")
+def qwen_rt(bmrt_dir: Path):
+    with Runtime(bmrt_dir) as rt:
+        rt.load(QWEN)
+        yield rt
+
+
+def model_tool_nets(bmrt_dir: Path, path: Path) -> list[str]:
+    tool = find_model_tool(bmrt_dir)
+    if tool is None:
+        pytest.skip("model_tool is not part of this runtime directory")
+    info = subprocess.run([str(tool), "--info", str(path)], capture_output=True, text=True,
+                          check=True, timeout=60).stdout
+    return re.findall(r"^net \d+: \[([^\]]+)\]", info, flags=re.M)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def prompt_ids() -> np.ndarray:
+    expected = json.loads((FIX / "qwen2_tiny_expected.json").read_text())
+    ids = np.zeros((1, QWEN_SEQ), np.int32)
+    ids[0, : len(expected["prompt_ids"])] = expected["prompt_ids"]
+    return ids
+
+
+# ---------------------------------------------------------------------------- no runtime needed
+
+
+def test_missing_runtime_dir_gives_hint(tmp_path: Path) -> None:
+    with pytest.raises(VendorRuntimeError) as e:
+        Runtime(tmp_path)
+    assert str(tmp_path) in str(e.value)
+    assert "fetch-runtime.sh" in (e.value.hint or "")
+
+
+def test_env_var_naming_an_empty_dir_is_an_error(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("BMCRYPT_RUNTIME_DIR", str(tmp_path))
+    with pytest.raises(VendorRuntimeError, match="BMCRYPT_RUNTIME_DIR"):
+        find_lib_dir()
+
+
+def test_libs_may_sit_under_lib(tmp_path: Path) -> None:
+    (tmp_path / "lib").mkdir()
+    for name in ("libbmlib.so", "libbmrt.so"):
+        (tmp_path / "lib" / name).write_bytes(b"")
+    assert find_lib_dir(tmp_path) == (tmp_path / "lib").resolve()
+
+
+def test_simulator_cache_follows_bmcrypt_cache(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("BMCRYPT_CACHE", str(tmp_path))
+    assert simulator_cache_dir() == tmp_path / "tpu_mlir-1.30.2"
+    monkeypatch.delenv("BMCRYPT_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert simulator_cache_dir() == tmp_path / "bmcrypt" / "tpu_mlir-1.30.2"
+
+
+def test_bf16_conversion_rounds_to_nearest_even() -> None:
+    x = np.array([1.0, -2.5, 3.1415927, 1 + 2**-8, 1 + 3 * 2**-8, np.inf, np.nan], np.float32)
+    bits = bf16_from_f32(x)
+    assert bits.dtype == np.uint16
+    assert bits[:2].tolist() == [0x3F80, 0xC020]
+    assert bits[3] == 0x3F80 and bits[4] == 0x3F82  # ties go to the even mantissa
+    back = f32_from_bf16(bits)
+    assert back[5] == np.inf and np.isnan(back[6])
+    assert abs(back[2] - 3.140625) < 1e-7
+
+
+def test_struct_layouts_match_the_vendor_abi() -> None:
+    assert ctypes.sizeof(_api.BmShape) == 36
+    assert ctypes.sizeof(_api.BmDeviceMem) == 24
+    assert ctypes.sizeof(_api.BmTensor) == 72
+    assert _api.BmTensor.device_mem.offset == 40
+    assert ctypes.sizeof(_api.BmStageInfo) == 32
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+@pytest.mark.runtime
+@pytest.mark.parametrize("fixture, path", [("mlp_rt", MLP), ("qwen_rt", QWEN)])
+def test_plain_load_lists_nets_like_model_tool(request, bmrt_dir: Path, fixture: str,
+                                               path: Path) -> None:
+    rt: Runtime = request.getfixturevalue(fixture)
+    assert rt.net_names() == model_tool_nets(bmrt_dir, path)
+    assert rt.trace() == 0
+
+
+@pytest.mark.runtime
+def test_net_info_is_typed(qwen_rt: Runtime) -> None:
+    info = qwen_rt.net_info("block_cache_0")
+    assert not info.dynamic and info.stage_count == 1 and info.addr_mode == 1
+    assert [t.name for t in info.inputs] == [
+        "input_states", "position_ids", "attention_mask", "history_k", "history_v"]
+    assert [t.dtype for t in info.inputs] == [DType.BF16, DType.I32, DType.BF16, DType.BF16,
+                                              DType.BF16]
+    assert info.inputs[2].shapes == ((1, 1, 1, QWEN_SEQ + 1),)
+    assert info.inputs[3].max_bytes == QWEN_SEQ * 64 * 2
+    assert info.outputs[1].name == "k_cache" and info.outputs[1].scale == 1.0
+    assert qwen_rt.net_info("embedding").addr_mode == 0
+    with pytest.raises(VendorRuntimeError, match="no net named 'nope'"):
+        qwen_rt.net_info("nope")
+
+
+@pytest.mark.runtime
+def test_missing_file_fails_with_vendor_reason_and_stays_quiet(mlp_rt: Runtime, tmp_path: Path,
+                                                               capfd) -> None:
+    # A missing file is refused cleanly by the loader (no exit, no crash): safe in-process.
+    with pytest.raises(VendorRuntimeError, match="open failed") as e:
+        mlp_rt.load(tmp_path / "absent.bmodel")
+    assert "vendor runtime output" in "\n".join(e.value.__notes__)
+    assert capfd.readouterr() == ("", "")
+    assert mlp_rt.net_names() == ["mlp"]
+
+
+@pytest.mark.runtime
+def test_broken_file_fails_in_child_not_in_parent(bmrt_dir: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "truncated.bmodel"
+    broken.write_bytes(QWEN.read_bytes()[: QWEN.stat().st_size // 2])
+    with pytest.raises(VendorRuntimeError, match="broken"):
+        run_isolated(check_load, str(broken), runtime_dir=str(bmrt_dir))
+    # ... while the same path through the same machinery succeeds for an intact file.
+    report = run_isolated(check_load, str(MLP), runtime_dir=str(bmrt_dir))
+    assert report == LoadReport(nets=["mlp"], trace_errors=0)
+
+
+def test_child_crash_becomes_vendor_runtime_error() -> None:
+    with pytest.raises(VendorRuntimeError, match="crashed with SIGABRT"):
+        run_isolated(os.abort)
+    with pytest.raises(VendorRuntimeError, match="exited with status 3"):
+        run_isolated(os._exit, 3)
+
+
+@pytest.mark.runtime
+def test_unclosed_runtime_exits_cleanly_and_quietly(bmrt_dir: Path) -> None:
+    child = subprocess.run([sys.executable, str(ROOT / "tests" / "runtime_child.py"),
+                            str(bmrt_dir), str(MLP)], capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout == ""  # not even the vendor's exit-time "cmodel_deinit complete"
+    assert child.stderr.strip() == "child done"
+
+
+@pytest.mark.runtime
+def test_second_runtime_dir_in_one_process_is_refused(mlp_rt: Runtime, tmp_path: Path) -> None:
+    for name in ("libbmlib.so", "libbmrt.so"):
+        (tmp_path / name).symlink_to(mlp_rt.lib_dir / name)
+    with pytest.raises(VendorRuntimeError, match="already uses the vendor runtime"):
+        Runtime(tmp_path)
+
+
+# ---------------------------------------------------------------------------- running
+
+
+@pytest.mark.runtime
+def test_mlp_matches_onnxruntime(mlp_rt: Runtime) -> None:
+    x = np.load(FIX / "mlp_in.npz")["x"]
+    want = np.load(FIX / "mlp_ort_out.npz")["y"]
+    (got,) = mlp_rt.run("mlp", [x])
+    assert got.shape == want.shape and got.dtype == np.float32
+    assert np.abs(got - want).max() <= 1e-2  # F16 on the simulator: about 2e-3
+    assert cosine(got, want) > 0.999
+
+
+@pytest.mark.runtime
+def test_load_bytes_gives_bit_identical_outputs(bmrt_dir: Path, mlp_rt: Runtime) -> None:
+    x = np.load(FIX / "mlp_in.npz")["x"]
+    (from_file,) = mlp_rt.run("mlp", {"x": x})
+    with Runtime(bmrt_dir) as rt:
+        rt.load_bytes(MLP.read_bytes())
+        (from_memory,) = rt.run("mlp", {"x": x})
+    assert from_memory.tobytes() == from_file.tobytes()
+
+
+@pytest.mark.runtime
+def test_decrypt_callback_and_decrypt_lib_are_called(bmrt_dir: Path, tmp_path: Path) -> None:
+    # A plain file loads through an identity decryptor: header tail and FlatBuffer go through it
+    # (coeffs with encrypt_mode 0 do not), which exercises both function-pointer paths.
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    seen: list[int] = []
+
+    @_api.DECRYPT_FUNC
+    def identity(data, size, out_len):
+        seen.append(size)
+        out = libc.malloc(max(1, size))  # the runtime free()s what we return
+        ctypes.memmove(out, data, size)
+        out_len[0] = size
+        return out
+
+    with Runtime(bmrt_dir) as rt:
+        rt.load_with_decrypt(MLP, ctypes.cast(identity, ctypes.c_void_p).value)
+        assert rt.net_names() == ["mlp"] and rt.trace() == 0
+    assert seen[0] == 56 and len(seen) == 2
+
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler for the decrypt-library half")
+    src = tmp_path / "identity.c"
+    src.write_text(
+        "#include <stdint.h>\n#include <stdlib.h>\n#include <string.h>\n"
+        "uint8_t* decrypt(const uint8_t* in, uint64_t n, uint64_t* out_len) {\n"
+        "  uint8_t* p = malloc(n ? n : 1); memcpy(p, in, n); *out_len = n; return p; }\n")
+    lib = tmp_path / "libidentity.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
+    with Runtime(bmrt_dir) as rt:
+        rt.load_with_decrypt_lib(MLP, lib)
+        assert rt.trace() == 0
+
+
+@pytest.mark.runtime
+def test_bf16_io_embedding_and_lm_head(qwen_rt: Runtime) -> None:
+    ids = prompt_ids()
+    (emb,) = qwen_rt.run("embedding", [ids])
+    assert emb.dtype == np.uint16 and emb.shape == (1, QWEN_SEQ, 128)
+    assert np.isfinite(f32_from_bf16(emb)).all() and f32_from_bf16(emb).std() > 0
+    (tok,) = qwen_rt.run("lm_head", [emb[:, 0]])
+    assert tok.dtype == np.int32 and tok.shape == (1, 1)
+
+
+@pytest.mark.runtime
+def test_prefill_predicts_the_reference_token(qwen_rt: Runtime) -> None:
+    expected = json.loads((FIX / "qwen2_tiny_expected.json").read_text())
+    n = len(expected["prompt_ids"])
+    (hidden,) = qwen_rt.run("embedding", [prompt_ids()])
+    positions = np.zeros((1, QWEN_SEQ), np.int32)
+    positions[0, :n] = np.arange(n)
+    mask = np.full((1, 1, QWEN_SEQ, QWEN_SEQ), -10000.0, np.float32)
+    for i in range(n):
+        mask[0, 0, i, : i + 1] = 0.0
+    for block in ("block_0", "block_1"):
+        hidden, _k, _v = qwen_rt.run(block, [hidden, positions, bf16_from_f32(mask)])
+    (tok,) = qwen_rt.run("lm_head", [hidden[:, n - 1]])
+    assert int(tok[0, 0]) == expected["greedy_tokens"][0]
+
+
+@pytest.mark.runtime
+def test_run_rejects_wrong_inputs(qwen_rt: Runtime) -> None:
+    ids = prompt_ids()
+    with pytest.raises(VendorRuntimeError, match="must be I32"):
+        qwen_rt.run("embedding", [ids.astype(np.int64)])
+    with pytest.raises(VendorRuntimeError, match="use bf16_from_f32"):
+        qwen_rt.run("lm_head", [np.zeros((1, 128), np.float32)])
+    with pytest.raises(VendorRuntimeError, match="fit no stage"):
+        qwen_rt.run("embedding", [ids[:, :10]])
+    with pytest.raises(VendorRuntimeError, match="takes 1 inputs"):
+        qwen_rt.run("embedding", [ids, ids])
+    with pytest.raises(VendorRuntimeError, match="missing \\['input_ids'\\]"):
+        qwen_rt.run("embedding", {"ids": ids})
+
+
+# ---------------------------------------------------------------------------- device memory
+
+
+@pytest.mark.runtime
+def test_launch_tensor_ex_on_device_buffers_matches_launch_data(qwen_rt: Runtime) -> None:
+    ids = prompt_ids()
+    (want,) = qwen_rt.run("embedding", [ids])
+    with qwen_rt.alloc(ids.nbytes) as dev_in, qwen_rt.alloc(want.nbytes) as dev_out:
+        dev_in.upload(ids)
+        dev_out.fill(0xFFFF, width=2)
+        shapes = qwen_rt.launch_tensors("embedding", [dev_in], [dev_out])
+        assert shapes == [(1, QWEN_SEQ, 128)]
+        assert np.array_equal(dev_out.download(np.uint16, shapes[0]), want)
+
+
+@pytest.mark.runtime
+def test_device_buffer_copies(qwen_rt: Runtime) -> None:
+    data = np.arange(256, dtype=np.uint8)
+    with qwen_rt.alloc(512) as a, qwen_rt.alloc(512) as b:
+        a.fill(0)
+        a.upload(data, offset=128)
+        b.fill(7)
+        b.copy_from(a, size=256, dst_offset=256, src_offset=128)
+        got = b.download(np.uint8, (512,))
+        assert (got[:256] == 7).all() and np.array_equal(got[256:], data)
+        assert np.array_equal(b.view(300, 4).download(np.uint8, (4,)), data[44:48])
+        with pytest.raises(VendorRuntimeError, match="outside"):
+            a.upload(data, offset=300)
+    with pytest.raises(VendorRuntimeError, match="after free"):
+        a.download(np.uint8, (1,))
+
+
+@pytest.mark.runtime
+def test_io_buffers_of_an_io_alone_net(qwen_rt: Runtime) -> None:
+    ins, outs = qwen_rt.io_buffers("block_cache_0")
+    info = qwen_rt.net_info("block_cache_0")
+    assert [b.size for b in ins] == [t.max_bytes for t in info.inputs]
+    assert [b.size for b in outs] == [t.max_bytes for t in info.outputs]
+    assert not any(b.owned for b in ins + outs)
+
+
+# ---------------------------------------------------------------------------- weight check
+
+
+@pytest.mark.runtime
+def test_trace_counts_a_corrupted_coeff(bmrt_dir: Path) -> None:
+    with Runtime(bmrt_dir) as rt:
+        rt.load(MLP)
+        assert rt.trace() == 0
+        m = re.search(r"addr\[0x([0-9a-fA-F]+)\], size\[0x([0-9a-fA-F]+)\]",
+                      rt.last_vendor_output)
+        assert m, rt.last_vendor_output
+        coeff = DeviceBuffer(rt, _api.BmDeviceMem(device_addr=int(m[1], 16), size=int(m[2], 16)),
+                             owned=False)
+        original = coeff.download(np.uint8, (coeff.size,))
+        coeff.upload(original[:16] ^ np.uint8(0xFF))
+        assert rt.trace() == 1
+        coeff.upload(original)
+        assert rt.trace() == 0
