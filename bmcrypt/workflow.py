@@ -21,6 +21,7 @@ from bmcrypt.errors import AlreadyEncrypted, InputFileError, NotABmodel, NotEncr
 from bmcrypt.files import (
     BackupResult,
     atomic_write,
+    cleanup_stale_temps,
     file_lock,
     make_backup,
     recover_journal,
@@ -72,6 +73,14 @@ def _open_input(path: Path) -> BinaryIO:
         raise InputFileError(f"{path}: no such file") from None
 
 
+def _settle(model: Path, out: Path | None = None) -> None:
+    """Under the lock: finish or drop what a killed run left (journal, temp files)."""
+    recover_journal(model)
+    cleanup_stale_temps(model)
+    if out is not None:
+        cleanup_stale_temps(out)
+
+
 def _refuse_encrypted(path: Path) -> None:
     state = file_state(path)
     if state == "bmcrypt":
@@ -102,7 +111,7 @@ def encrypt_model(model: str | os.PathLike[str], secret: Secret, *,
     model = Path(model)
     out = _output_path(model, output)
     with file_lock(model):
-        recover_journal(model)
+        _settle(model, out)
         _refuse_encrypted(model)
         made = None
         if out is None and backup:
@@ -128,7 +137,7 @@ def decrypt_model(model: str | os.PathLike[str], keyring: Keyring, *,
     model = Path(model)
     out = _output_path(model, output)
     with file_lock(model):
-        recover_journal(model)
+        _settle(model, out)
         if out is None and backup_path is not None:
             make_backup(model, backup_path, progress("backup", 2 * model.stat().st_size))
         target = out or model
@@ -154,17 +163,16 @@ def rekey_model(model: str | os.PathLike[str], old: Keyring, new: Secret) -> Rek
     """Rewrap an encrypted model's data key for `new`; `old` stops opening it."""
     model = Path(model)
     with file_lock(model):
-        recover_journal(model)
+        _settle(model)
         if file_state(model) == "plain":
             raise NotEncrypted(f"{model} is a plain bmodel; encrypt it instead")
         return rekey_file(model, old, new)
 
 
 def restore_model(model: str | os.PathLike[str], backup_path: str | os.PathLike[str] | None = None,
-                  progress: ProgressFactory = _no_progress) -> BackupResult:
-    """Put the verified backup of `model` back in its place."""
-    model = Path(model)
-    return restore_backup(model, backup_path)
+                  *, trust_unverified: bool = False) -> BackupResult:
+    """Put the verified backup of `model` back in its place (the backup stays)."""
+    return restore_backup(Path(model), backup_path, trust_unverified=trust_unverified)
 
 
 __all__ = [

@@ -3,7 +3,7 @@
 # BM1684X) and verify each one on the CPU simulator before it reaches the fixtures dir.
 #
 #   scripts/make-fixtures.sh                      # everything (first run: ~3 GB torch download)
-#   WITH_LLM=0 scripts/make-fixtures.sh           # the MLP only; no torch
+#   WITH_LLM=0 scripts/make-fixtures.sh           # the MLP only; no torch (numpy stand-in)
 #   MODELS="qwen2_dynamic" scripts/make-fixtures.sh
 #
 # Environment:
@@ -13,6 +13,7 @@
 #   REPLACE      1 = overwrite a fixture in OUT whose content differs (default: refuse)
 #   KEEP_BUILD   1 = keep the staging dir after success (it is always kept after a failure)
 #   BMCRYPT_CACHE  cache root (venv, runtime, staging)  default ~/.cache/bmcrypt
+#   PY           the Python 3.10 for the venv           default: pyenv's newest 3.10
 #
 # Everything is built in a staging dir. A file reaches OUT only after it was verified, and
 # only if OUT lacks it (or REPLACE=1 and its content differs). Rebuilds are not byte-identical
@@ -66,6 +67,9 @@ VENV=$("$TOOLS/venv.sh" $([ "$need_llm" = 1 ] && echo llm))
 source "$VENV/bin/activate"
 export PATH=$TOOLS/bin:$PATH          # our `parallel` stand-in, for llm_convert.py
 PYTHON=$VENV/bin/python
+if ! "$PYTHON" -c 'import torch' 2>/dev/null; then
+  export PYTHONPATH=$TOOLS/torch-shim  # the ONNX front end imports torch for one numpy call
+fi
 
 mkdir -p "$CACHE" "$OUT"
 STAGE=$(mktemp -d "$CACHE/fixtures-build.XXXXXX")
@@ -125,8 +129,10 @@ verify_llm() {  # $1 key; the static build's tokens are the reference for the ot
   local key=$1 name=${LLM_NAME[$1]} w=$STAGE/llm expect=()
   cd "$w"
   if [ "$key" != qwen2 ]; then
-    local static=${LLM_JSON[qwen2]}
-    [ -f "$STAGE/ready/$static" ] || static=$OUT/$static
+    local static
+    for static in {"$STAGE/ready","$OUT","$REPO/tests/fixtures"}/"${LLM_JSON[qwen2]}"; do
+      [ -f "$static" ] && break
+    done
     expect=(--expect "$static")
   fi
   say "$name: greedy tokens on the simulator and in transformers"

@@ -11,11 +11,13 @@ the format (and for ``model_tool --info``), which is all the format tests need.
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bmcrypt.bmodel._fbs.bmodel.Binary import BinaryT
 from bmcrypt.bmodel._fbs.bmodel.CmdGroup import CmdGroupT
@@ -171,7 +173,7 @@ def model(nets: Sequence[NetT], *, chip: str = "BM1684X", neuron_size: int = 0,
 # ------------------------------------------------------------------ ready-made edge cases
 
 
-def simple(align: int = 4096, **stage_kw: object) -> bytes:
+def simple(align: int = 4096, **stage_kw: Any) -> bytes:
     region = BinaryRegion(align=align)
     return build_bmodel(model([net("net0", [stage(region, **stage_kw)])]), region, align=align)
 
@@ -322,3 +324,59 @@ def our_info(path: Path) -> ToolInfo:
     info.device_mem = (d.total, d.weight, d.instruct, d.runtime)
     info.host_mem = (h.total, h.weight, h.runtime)
     return info
+
+
+# ------------------------------------------------------------------ random models
+
+
+CHIPS = ("BM1684X", "BM1684", "BM1682", "BM1688", "BM1690", "CV184X", "SG2380")
+
+
+def _random_subnet(rng: random.Random, region: BinaryRegion, chip: str, sid: int) -> SubNetT:
+    kind = rng.choice(["static", "static", "dynamic", "cpu"])
+    if kind == "dynamic":
+        return subnet(is_dynamic=1, ir_len=rng.randint(0, 500), sid=sid)
+    if kind == "cpu":
+        consts = [bytes([rng.randint(0, 3)]) * rng.randint(1, 50) for _ in range(rng.randint(0, 3))]
+        return subnet(mode=1, sid=sid, cpu_param=[cpu_param(region, b"p" * 5, consts)])
+    groups = [cmd_group(region, rng.randint(1, 2000), rng.randint(1, 2000))
+              for _ in range(rng.randint(1, 2))]
+    s = subnet(groups=groups, sid=sid)
+    # model_tool dereferences core_commands unconditionally on BM1690: always give it some
+    if chip.startswith("BM1690") or rng.random() < 0.3:
+        s.coreCommands = []
+        for _ in range(rng.randint(0, 2)):
+            c = CoreCommandsT()
+            c.gdmaTiuCommands = [cmd_group(region, rng.randint(1, 300), rng.randint(1, 300))]
+            c.sdmaCommands = [region.add(b"s" * rng.randint(1, 100))]
+            c.hauCommands = [region.add(b"h" * rng.randint(1, 100))]
+            c.cdmaCommands = [region.add(b"c" * rng.randint(1, 100)) for _ in range(rng.randint(0, 2))]
+            s.coreCommands.append(c)
+    return s
+
+
+def random_model(rng: random.Random) -> bytes:
+    """A random but valid model: 1-4 nets x 1-3 stages, shared coeffs, every subnet kind."""
+    chip = rng.choice(CHIPS)
+    region = BinaryRegion(align=rng.choice([1, 4096]))
+    coeffs: list[CoeffMemT] = []
+    nets = []
+    for ni in range(rng.randint(1, 4)):
+        stages = []
+        for _ in range(rng.randint(1, 3)):
+            if coeffs and rng.random() < 0.4:
+                coeff = rng.choice(coeffs)
+            else:
+                data = bytes([rng.randint(0, 5)]) * rng.randint(0, 5000)
+                coeff = coeff_mem(region.add(data), data)
+                coeffs.append(coeff)
+            subs = [_random_subnet(rng, region, chip, j) for j in range(rng.randint(1, 3))]
+            ins = [tensor("x", [rng.randint(1, 50) for _ in range(rng.randint(0, 3))],
+                          rng.randint(0, 10))]
+            outs = [tensor("y", [rng.randint(1, 50) for _ in range(rng.randint(1, 3))],
+                           rng.randint(0, 10))]
+            stages.append(stage(region, coeff=coeff, subnets=subs, inputs=ins, outputs=outs,
+                                ctx_size=rng.randint(0, 100000), is_dynamic=rng.choice([0, 0, 1]),
+                                cpu_mem_size=rng.randint(0, 100)))
+        nets.append(net(f"n{ni}", stages, addr_mode=rng.randint(0, 4)))
+    return build_bmodel(model(nets, chip=chip), region, align=region.align)

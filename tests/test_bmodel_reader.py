@@ -11,6 +11,7 @@ import struct
 import subprocess
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import flatbuffers
 import pytest
@@ -411,7 +412,8 @@ def test_binary_pointing_outside(tmp_path: Path, where: str) -> None:
     region = BinaryRegion()
     st = synth.stage(region, coeff=b"w" * 100)
     far = make_binary(region.size - 10, 11)
-    kw = {}
+    kw: dict[str, Any] = {}
+    assert st.coeffMem is not None
     if where == "coeff":
         st.coeffMem.binaryCoeff = far
     elif where == "bdc":
@@ -434,6 +436,7 @@ def test_binary_pointing_outside(tmp_path: Path, where: str) -> None:
 def test_coeff_without_binary(tmp_path: Path) -> None:
     region = BinaryRegion()
     st = synth.stage(region)
+    assert st.coeffMem is not None
     st.coeffMem.binaryCoeff = None
     m = synth.model([synth.net("n", [st])])
     with pytest.raises(Corrupt, match="no binary_coeff"):
@@ -503,3 +506,9 @@ def test_copy_of_fixture_reads_identically(tmp_path: Path) -> None:
     p = tmp_path / "copy.bmodel"
     shutil.copy(MLP, p)
     assert read_bmodel(p).nets == read_bmodel(MLP).nets
+
+
+def test_mapped_binary_reaches_trailing_bytes(tmp_path: Path) -> None:
+    p = write(tmp_path, MLP.read_bytes() + b"tail")
+    with open_mapped(p) as mb, mb.binary(28672, 4) as view:
+        assert bytes(view) == b"tail"

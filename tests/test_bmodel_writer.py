@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import random
 from collections.abc import Callable
 from pathlib import Path
 
@@ -248,3 +249,47 @@ def test_large_coeff(tmp_path: Path) -> None:
 def test_large_coeff_matches_model_tool(tmp_path: Path, vendor_dir: Path) -> None:
     p = write(tmp_path, synth.large_coeff(64 * synth.MiB))
     assert synth.our_info(p) == synth.model_tool_info(vendor_dir, p)
+
+
+def test_overlapping_references_merge_into_one_part(tmp_path: Path) -> None:
+    region = BinaryRegion()
+    blob = region.add(b"w" * 1000)
+    a = synth.stage(region, coeff=synth.coeff_mem(synth.make_binary(0, 600), b"a"))
+    b = synth.stage(region, coeff=synth.coeff_mem(synth.make_binary(400, 600), b"b"))
+    assert b.subNet is not None and b.subNet[0].cmdGroup is not None
+    b.subNet[0].cmdGroup[0].binaryBdc = synth.make_binary(900, 200)  # into the next blob
+    data = build_bmodel(synth.model([synth.net("a", [a]), synth.net("b", [b])]), region, align=1)
+    m = read_bmodel(write(tmp_path, data))
+    first = m.layout[2]
+    assert (first.kind, first.offset - m.header.binary_offset, first.size) == ("overlap", 0, 1000 + 256)
+    # b's bdc reaches into a's bdc blob (1000..1256): four references, one part
+    assert first.label == "a[0] coeff, b[0] coeff, b[0] bdc (+1 more)"
+    assert blob.size == 1000
+    assert_tiles(write(tmp_path, data))
+
+
+def test_same_kind_overlap_keeps_its_kind(tmp_path: Path) -> None:
+    region = BinaryRegion()
+    region.add(b"w" * 1000)
+    stages = [synth.stage(region, coeff=synth.coeff_mem(synth.make_binary(s, 600), bytes([s % 256])),
+                          bdc=0, gdma=0, subnets=[synth.subnet(is_dynamic=1)])
+              for s in (0, 300)]
+    data = build_bmodel(synth.model([synth.net("n", stages)]), region, align=1)
+    m = read_bmodel(write(tmp_path, data))
+    assert [(p.kind, p.size) for p in m.layout[2:]] == [("coeff", 900), ("gap", 100)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_random_models_tile(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    for i in range(10):
+        assert_tiles(write(tmp_path, synth.random_model(rng), f"r{i}.bmodel"))
+
+
+@pytest.mark.runtime
+def test_random_models_match_model_tool(tmp_path: Path, vendor_dir: Path) -> None:
+    """The memory formula, many fields at once: 40 random models, every chip family."""
+    rng = random.Random(20261124)
+    for i in range(40):
+        p = write(tmp_path, synth.random_model(rng), f"r{i}.bmodel")
+        assert synth.our_info(p) == synth.model_tool_info(vendor_dir, p), f"model {i}"

@@ -85,32 +85,44 @@ MAX_EXTRA_COST = 1_000_000
 _MAX_OFFSET = 0x7FFFFFFF  # uoffsets are read as signed by the C++ verifier
 
 
+_U32 = struct.Struct("<I")
+_I32 = struct.Struct("<i")
+_VTABLE_HEAD = struct.Struct("<HH")
+_SCALAR, _STRUCT, _STRING, _TABLE, _VECTOR = range(5)
+
+
 class _Field:
-    __slots__ = ("name", "kind", "arg", "required", "default", "fmt", "size")
+    """One schema field, pre-digested for the hot loop in Walker.table()."""
+
+    __slots__ = ("name", "kind", "arg", "required", "default", "struct", "size", "align")
 
     def __init__(self, name: str, spec: str) -> None:
         self.name = name
         self.required = spec.endswith("!")
-        spec = spec.rstrip("!")
-        base, _, default = spec.partition("=")
+        base, _, default = spec.rstrip("!").partition("=")
         self.default: Any = None
-        self.fmt = ""
-        self.size = 0
+        self.arg = base
+        self.struct = _U32  # inline part of offset fields: a uoffset
         if base.startswith("["):
-            self.kind, self.arg = "vector", base[1:-1]
+            self.kind, self.arg = _VECTOR, base[1:-1]
         elif base in _SCALARS:
-            self.kind, self.arg, self.fmt = "scalar", base, "<" + _SCALARS[base]
-            self.size = struct.calcsize(self.fmt)
+            self.kind, self.struct = _SCALAR, struct.Struct("<" + _SCALARS[base])
             self.default = float(default or 0) if base == "f32" else int(default or 0)
         elif base in STRUCTS:
-            self.kind, self.arg = "struct", base
+            self.kind, self.struct = _STRUCT, STRUCTS[base][0]
         elif base == "string":
-            self.kind, self.arg = "string", base
+            self.kind = _STRING
         else:
-            self.kind, self.arg = "table", base
+            self.kind = _TABLE
+        self.size = self.struct.size
+        self.align = STRUCTS[base][1] if self.kind == _STRUCT else self.size
 
 
 _FIELDS = {name: [_Field(n, s) for n, s in fields] for name, fields in SCHEMA.items()}
+
+
+def _damaged(what: str) -> Corrupt:
+    return Corrupt(f"metadata is damaged: {what}")
 
 
 class Walker:
@@ -127,31 +139,32 @@ class Walker:
 
     def _need(self, pos: int, size: int, align: int, what: str) -> None:
         if pos < 0 or size < 0 or pos + size > self.n:
-            raise Corrupt(f"metadata is damaged: {what} points outside the flatbuffer")
+            raise _damaged(f"{what} points outside the flatbuffer")
         if pos % align:
-            raise Corrupt(f"metadata is damaged: {what} is misaligned")
+            raise _damaged(f"{what} is misaligned")
 
     def _u32(self, pos: int, what: str) -> int:
         self._need(pos, 4, 4, what)
-        return int.from_bytes(self.buf[pos:pos + 4], "little")
+        value: int = _U32.unpack_from(self.buf, pos)[0]
+        return value
 
     def _follow(self, pos: int, what: str) -> int:
         """Target of the uoffset stored at ``pos``."""
         off = self._u32(pos, what)
         if off == 0 or off > _MAX_OFFSET:
-            raise Corrupt(f"metadata is damaged: {what} has an invalid offset")
+            raise _damaged(f"{what} has an invalid offset")
         return pos + off
 
     def _charge(self, amount: int, what: str) -> None:
         self.cost += amount
         if self.cost > self.max_cost:
-            raise Corrupt(f"metadata is damaged: too many objects (at {what})")
+            raise _damaged(f"too many objects (at {what})")
 
     # ------------------------------------------------------------ objects
 
     def root(self) -> dict[str, Any]:
         if self.n < 8:
-            raise Corrupt("metadata is damaged: flatbuffer is too small")
+            raise _damaged("flatbuffer is too small")
         result: dict[str, Any] = self.table(self._follow(0, "root"), ROOT, ROOT)
         return result
 
@@ -164,56 +177,54 @@ class Walker:
             return hit[0]
         before = self.cost
         self._charge(1, path)
+        buf = self.buf
         self._need(pos, 4, 4, path)
-        vt = pos - int.from_bytes(self.buf[pos:pos + 4], "little", signed=True)
+        vt = pos - _I32.unpack_from(buf, pos)[0]
         self._need(vt, 4, 2, path + " vtable")
-        vt_len = int.from_bytes(self.buf[vt:vt + 2], "little")
-        tbl_len = int.from_bytes(self.buf[vt + 2:vt + 4], "little")
+        vt_len, tbl_len = _VTABLE_HEAD.unpack_from(buf, vt)
         if vt_len < 4 or vt_len % 2 or tbl_len < 4:
-            raise Corrupt(f"metadata is damaged: {path} has a bad vtable")
+            raise _damaged(f"{path} has a bad vtable")
         self._need(vt, vt_len, 2, path + " vtable")
         self._need(pos, tbl_len, 4, path)
+        slots = struct.unpack_from(f"<{(vt_len - 4) // 2}H", buf, vt + 4)
         out: dict[str, Any] = {}
         for i, f in enumerate(_FIELDS[name]):
-            slot = 4 + 2 * i
-            voff = int.from_bytes(self.buf[vt + slot:vt + slot + 2], "little") if slot < vt_len else 0
-            fpath = f"{path}.{f.name}"
+            voff = slots[i] if i < len(slots) else 0
             if voff == 0:
                 if f.required:
-                    raise Corrupt(f"metadata is damaged: required field {fpath} is missing")
+                    raise _damaged(f"required field {path}.{f.name} is missing")
                 out[f.name] = f.default
                 continue
-            out[f.name] = self._field(pos, tbl_len, voff, f, fpath)
+            # The table lies inside the buffer, so a field inside the table does too.
+            if voff + f.size > tbl_len:
+                raise _damaged(f"{path}.{f.name} lies outside its table")
+            fpos = pos + voff
+            if fpos % f.align:
+                raise _damaged(f"{path}.{f.name} is misaligned")
+            kind = f.kind
+            if kind == _SCALAR:
+                out[f.name] = f.struct.unpack_from(buf, fpos)[0]
+            elif kind == _STRUCT:
+                out[f.name] = f.struct.unpack_from(buf, fpos)
+            else:
+                off = _U32.unpack_from(buf, fpos)[0]
+                if off == 0 or off > _MAX_OFFSET:
+                    raise _damaged(f"{path}.{f.name} has an invalid offset")
+                target, fpath = fpos + off, f"{path}.{f.name}"
+                if kind == _STRING:
+                    out[f.name] = self.string(target, fpath)
+                elif kind == _TABLE:
+                    out[f.name] = self.table(target, f.arg, fpath)
+                else:
+                    out[f.name] = self.vector(target, f.arg, fpath)
         self._seen[key] = (out, self.cost - before)
         return out
-
-    def _field(self, pos: int, tbl_len: int, voff: int, f: _Field, path: str) -> Any:
-        fpos = pos + voff
-        if f.kind == "scalar":
-            self._inline(pos, tbl_len, voff, f.size, f.size, path)
-            return struct.unpack_from(f.fmt, self.buf, fpos)[0]
-        if f.kind == "struct":
-            fmt, align = STRUCTS[f.arg]
-            self._inline(pos, tbl_len, voff, fmt.size, align, path)
-            return fmt.unpack_from(self.buf, fpos)
-        self._inline(pos, tbl_len, voff, 4, 4, path)
-        target = self._follow(fpos, path)
-        if f.kind == "string":
-            return self.string(target, path)
-        if f.kind == "table":
-            return self.table(target, f.arg, path)
-        return self.vector(target, f.arg, path)
-
-    def _inline(self, pos: int, tbl_len: int, voff: int, size: int, align: int, path: str) -> None:
-        if voff + size > tbl_len:
-            raise Corrupt(f"metadata is damaged: {path} lies outside its table")
-        self._need(pos + voff, size, align, path)
 
     def string(self, pos: int, path: str) -> bytes:
         length = self._u32(pos, path)
         self._need(pos + 4, length + 1, 1, path)
         if self.buf[pos + 4 + length] != 0:
-            raise Corrupt(f"metadata is damaged: {path} is not terminated")
+            raise _damaged(f"{path} is not terminated")
         self._charge(1 + length // 64, path)
         return bytes(self.buf[pos + 4:pos + 4 + length])
 
@@ -240,8 +251,11 @@ class Walker:
         else:
             self._need(start, count * 4, 4, path)
             self._charge(1, path)
-            value = [self.table(self._follow(start + 4 * i, f"{path}[{i}]"), elem, f"{path}[{i}]")
-                     for i in range(count)]
+            value = []
+            for i, off in enumerate(struct.unpack_from(f"<{count}I", self.buf, start)):
+                if off == 0 or off > _MAX_OFFSET:
+                    raise _damaged(f"{path}[{i}] has an invalid offset")
+                value.append(self.table(start + 4 * i + off, elem, f"{path}[{i}]"))
         self._seen[key] = (value, self.cost - before)
         return value
 

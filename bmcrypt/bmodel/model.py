@@ -59,6 +59,8 @@ class LayoutPart:
 
 @dataclass(frozen=True)
 class Tensor:
+    """An input or output of a stage, as model_tool --info shows it."""
+
     name: str
     dtype: str  # as model_tool prints it, see dtype_name()
     dtype_code: int
@@ -118,6 +120,8 @@ class Stage:
 
 @dataclass(frozen=True)
 class Net:
+    """A named network; one Stage per supported input shape."""
+
     name: str
     #: model_tool's "static"/"dynamic": ``is_dynamic`` of stage 0 (the legacy
     #: net_static/net_dynamic vectors do not matter; checked against model_tool).

@@ -12,9 +12,11 @@ Encrypted files are recognised from their clear bytes and refused with a StateEr
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import stat
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,14 +58,15 @@ class RawBmodel:
         re-pack with :func:`bmcrypt.bmodel.writer.pack_flatbuffer`."""
         try:
             return ModelT.InitFromObj(self.root())
-        except (IndexError, ValueError, TypeError) as e:  # unreachable after the walker
+        except (IndexError, ValueError, TypeError, struct.error) as e:  # unreachable after the walker
             raise Corrupt(f"metadata is damaged ({type(e).__name__})") from None
 
 
 def _check_regular(p: Path, mode: int) -> None:
+    if stat.S_ISDIR(mode):
+        raise InputFileError(f"{p} is a directory, not a bmodel file")
     if not stat.S_ISREG(mode):
-        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
-        raise InputFileError(f"{p}: is {kind}, not a bmodel file")
+        raise InputFileError(f"{p} is not a regular file")
 
 
 def _open(path: str | os.PathLike[str]) -> tuple[Path, BinaryIO, int]:
@@ -117,7 +120,9 @@ def _mapped(path: str | os.PathLike[str]) -> Iterator[tuple[Path, mmap.mmap, Hea
             _check_sizes(header, size)
             yield p, mm, header
         finally:
-            mm.close()
+            # A view may still be alive (e.g. in a traceback); the GC unmaps the file then.
+            with contextlib.suppress(BufferError):
+                mm.close()
 
 
 def probe_file(path: str | os.PathLike[str]) -> HeaderProbe:
@@ -159,13 +164,14 @@ class MappedBmodel:
         self._mm = mm
 
     def binary(self, start: int, size: int) -> memoryview:
-        """Bytes ``[start, start + size)`` of the binary region, without copying.
+        """Bytes ``[start, start + size)`` after ``binary_offset`` (as ``Binary.start``), no copy.
 
-        Release the view (``with``/``del``) before the MappedBmodel is closed.
+        The range may run past the declared binary region into trailing bytes, but not past
+        the end of the file. Release the view (``with``/``del``) before the MappedBmodel closes.
         """
-        if start < 0 or size < 0 or start + size > self.raw.header.binary_size:
-            raise Corrupt(f"binary range {start}+{size} points outside the file")
         base = self.raw.header.binary_offset
+        if start < 0 or size < 0 or base + start + size > self.raw.file_size:
+            raise Corrupt(f"binary range {start}+{size} points outside the file")
         return memoryview(self._mm)[base + start:base + start + size]
 
 

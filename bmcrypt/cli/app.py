@@ -199,7 +199,9 @@ def restore(
     model: Path = typer.Argument(..., help="The model to put back from its backup."),
     frm: Path | None = typer.Option(None, "--backup", metavar="PATH",
                                     help="The backup to restore (default: MODEL.bak)."),
+    trust_unverified: bool = typer.Option(
+        False, "--trust-unverified", help="Restore a backup that has no sha256 manifest."),
 ) -> None:
     """Put MODEL.bak back in place after checking it against its manifest."""
-    restored = workflow.restore_model(model, frm)
+    restored = workflow.restore_model(model, frm, trust_unverified=trust_unverified)
     output_.note(f"restored {model} from {restored.path} (sha256 {restored.sha256[:16]}…)")

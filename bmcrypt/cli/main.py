@@ -4,27 +4,32 @@ from __future__ import annotations
 
 import sys
 
-import click
+import typer
 
 from bmcrypt.cli import output
 from bmcrypt.cli.app import app
+import bmcrypt.cli.cmd_inspect  # noqa: F401
 from bmcrypt.errors import BmcryptError
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return the process exit code (the console script exits with it)."""
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="bmcrypt", standalone_mode=False)
     except BmcryptError as exc:
         output.error(exc)
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         output.err.print("bmcrypt: aborted", markup=False)
         return 130
-    except click.exceptions.Exit as exc:  # typer.Exit
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:  # usage errors: Click's own message format
-        exc.show()
+    except typer.TyperException as exc:  # usage errors, in Typer's own format
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            output.err.print(f"bmcrypt: error: {exc.format_message()}", markup=False)
         return exc.exit_code
     except OSError as exc:  # disk full, permission denied, …: the OS said no; say it in one line
         where = f" ({exc.filename})" if exc.filename else ""

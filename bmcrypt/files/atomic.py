@@ -11,6 +11,7 @@ Each temp file is flock-held by its writer for as long as it lives, which is how
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import io
@@ -66,10 +67,8 @@ def temp_beside(target: Path) -> Iterator[TempFile]:
 
 
 def _unlink_quietly(path: Path) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def set_owner_like(fd: int, st: os.stat_result | None) -> None:
@@ -79,10 +78,8 @@ def set_owner_like(fd: int, st: os.stat_result | None) -> None:
     mine = os.fstat(fd)
     if (mine.st_uid, mine.st_gid) == (st.st_uid, st.st_gid):
         return
-    try:
+    with contextlib.suppress(PermissionError):
         os.fchown(fd, st.st_uid, st.st_gid)
-    except PermissionError:
-        pass
 
 
 def commit_replace(tmp: TempFile, target: Path) -> None:
@@ -145,7 +142,7 @@ def atomic_write(target: str | os.PathLike[str], *, mode: int | None = None,
         else:
             mode = default_new_file_mode()
     with temp_beside(target) as tmp:
-        buffered = io.BufferedRandom(tmp.raw, buffer_size=_WRITE_BUFFER)  # type: ignore[arg-type]
+        buffered = io.BufferedRandom(tmp.raw, buffer_size=_WRITE_BUFFER)
         yield buffered
         buffered.flush()
         os.fchmod(tmp.fileno(), mode)

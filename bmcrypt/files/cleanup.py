@@ -65,7 +65,7 @@ def cleanup_stale_temps(dir_or_model: str | os.PathLike[str]) -> list[Path]:
     given = Path(dir_or_model)
     if given.is_dir():
         directories = [given]
-        is_temp = _is_any_temp
+        is_temp: Callable[[str], bool] = _is_any_temp
         locks = [given / n for n in sorted(os.listdir(given))
                  if n.startswith(".") and n.endswith("." + LOCK_SUFFIX)]
     else:

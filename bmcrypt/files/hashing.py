@@ -8,6 +8,7 @@ with no second read of the source that could see different data. Numbers in docs
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Callable
@@ -76,10 +77,8 @@ def hash_from_disk(fd: int, progress: Progress | None = None, base: int = 0) -> 
     really checks what reached the disk. Where fadvise is missing this degrades to a cached read.
     """
     os.fsync(fd)
-    try:
+    with contextlib.suppress(AttributeError, OSError):  # without it the re-read may be cached
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    except (AttributeError, OSError):  # no fadvise here: the re-read may come from the cache
-        pass
     digest = hashlib.sha256()
     view = memoryview(bytearray(CHUNK_SIZE))
     done = 0

@@ -35,7 +35,7 @@ _held = threading.local()  # .fds: {lock path: (fd, depth)} for locks this threa
 
 
 def lock_path(path: str | os.PathLike[str]) -> Path:
-    """The lock file guarding `path`: ``.<name>.bmcrypt-lock`` beside the file, symlinks resolved."""
+    """The lock file guarding `path`: ``.<name>.bmcrypt-lock`` beside it, symlinks resolved."""
     return sidecar(real_path(path), LOCK_SUFFIX)
 
 
@@ -125,13 +125,12 @@ def file_lock(path: str | os.PathLike[str], timeout: float | None = 0.0) -> Iter
     lock = lock_path(path)
     held = _held_by_this_thread()
     if lock in held:
-        fd, depth = held[lock]
-        held[lock] = (fd, depth + 1)
+        outer_fd, depth = held[lock]
+        held[lock] = (outer_fd, depth + 1)
         try:
             yield lock
         finally:
-            fd, depth = held[lock]
-            held[lock] = (fd, depth - 1)
+            held[lock] = (outer_fd, depth)
         return
 
     deadline = None if timeout is None else time.monotonic() + timeout

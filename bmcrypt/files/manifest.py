@@ -55,8 +55,11 @@ def parse_manifest(text: str) -> tuple[str, str] | None:
     if len(lines) != 1 or not (m := _LINE.fullmatch(lines[0])):
         return None
     escaped, digest, name = m.groups()
-    if escaped and (name := _unescape(name)) is None:  # type: ignore[assignment]
-        return None
+    if escaped:
+        unescaped = _unescape(name)
+        if unescaped is None:
+            return None
+        name = unescaped
     return digest.lower(), name
 
 

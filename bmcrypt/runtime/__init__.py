@@ -10,9 +10,10 @@ device weights with ``bmrt_trace``, and manages device memory.
         outputs = rt.run("net", {"x": x})
 """
 
-from bmcrypt.runtime.devmem import DeviceBuffer
 from bmcrypt.runtime.device import Runtime
+from bmcrypt.runtime.devmem import DeviceBuffer
 from bmcrypt.runtime.isolate import LoadReport, check_load, run_isolated
+from bmcrypt.runtime.lifecycle import close_all, exit_now
 from bmcrypt.runtime.locate import find_lib_dir, find_model_tool, simulator_cache_dir
 from bmcrypt.runtime.nets import DType, NetInfo, TensorInfo, bf16_from_f32, f32_from_bf16
 
@@ -25,6 +26,8 @@ __all__ = [
     "TensorInfo",
     "bf16_from_f32",
     "check_load",
+    "close_all",
+    "exit_now",
     "f32_from_bf16",
     "find_lib_dir",
     "find_model_tool",

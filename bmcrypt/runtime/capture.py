@@ -19,8 +19,10 @@ reads back what the call appended, so a crash mid-call still leaves its output f
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -45,10 +47,8 @@ class Captured:
 def _flush_python() -> None:
     for stream in (sys.stdout, sys.stderr):
         if stream is not None:
-            try:
+            with contextlib.suppress(OSError, ValueError):  # closed or broken: nothing to keep
                 stream.flush()
-            except (OSError, ValueError):  # closed or broken stream: nothing to keep
-                pass
 
 
 @contextmanager
@@ -152,14 +152,27 @@ def silence_stdout_for_exit(flush_c: Callable[[], object]) -> None:
         pass
 
 
-def vendor_summary(text: str, limit: int = 3) -> str:
-    """The few lines of vendor output worth putting in a one-line error message.
+_STRONG = ("broken", "fail", "error", "invalid", "wrong", "assert", "mismatch", "not found")
+_TAGS = re.compile(r"^(\[[^\]]*\]\s*)+|^(FATAL|ERROR|WARNING)\s*:\s*", re.IGNORECASE)
 
-    Prefers lines that say FATAL / ERROR / failed / broken; the simulator's start-up banner is
-    never interesting.
+
+def vendor_summary(text: str, limit: int = 2) -> str:
+    """The one or two lines of vendor output worth putting in a one-line error message.
+
+    Prefers lines that say what broke ("... is broken", "... failed") over the vendor's other
+    FATAL lines (version banners and the like); drops the ``[BMODEL][ModelCtx:547] FATAL:``
+    tags. The full text belongs in the exception's notes, not here.
     """
-    keys = ("fatal", "error", "fail", "broken", "assert", "invalid", "wrong")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    picked = [ln for ln in lines if any(k in ln.lower() for k in keys)]
-    picked = [ln for ln in picked if not ln.startswith("Total 0 errors")]
-    return "; ".join(picked[-limit:])
+    strong = [ln for ln in lines if any(k in ln.lower() for k in _STRONG)
+              and "total 0 errors" not in ln.lower()]
+    picked = strong or [ln for ln in lines if "fatal" in ln.lower()]
+    return "; ".join(_untag(ln) for ln in picked[:limit])
+
+
+def _untag(line: str) -> str:
+    while True:
+        stripped = _TAGS.sub("", line, count=1).strip()
+        if stripped == line:
+            return line
+        line = stripped

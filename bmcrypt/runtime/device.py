@@ -11,17 +11,15 @@ attached as an exception note.
 Vendor code may call ``exit()`` or crash on malformed files. Loading untrusted or deliberately
 broken files belongs in a child process: see ``bmcrypt.runtime.isolate.run_isolated``.
 
-The simulator segfaults at process exit if the device is still open, so ``close()`` always runs
-``bmrt_destroy`` + ``bm_dev_free``, and an ``atexit`` hook closes whatever callers forgot.
+``close()`` always runs ``bmrt_destroy`` + ``bm_dev_free``; what happens around process exit,
+and why only one ``Runtime`` per device may be open at a time, is in ``lifecycle``.
 """
 
 from __future__ import annotations
 
-import atexit
 import ctypes
 import os
 import re
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,13 +28,8 @@ from typing import Any
 import numpy as np
 
 from bmcrypt.errors import VendorRuntimeError
-from bmcrypt.runtime import _api
-from bmcrypt.runtime.capture import (
-    Captured,
-    captured,
-    silence_stdout_for_exit,
-    vendor_summary,
-)
+from bmcrypt.runtime import _api, lifecycle
+from bmcrypt.runtime.capture import Captured, captured, vendor_summary
 from bmcrypt.runtime.devmem import DeviceBuffer, launch_tensors
 from bmcrypt.runtime.locate import find_lib_dir
 from bmcrypt.runtime.nets import DType, NetInfo, net_info_from_c
@@ -46,11 +39,10 @@ _LOAD_HINT = (
     "the file may be damaged, encrypted, or built for another chip; "
     "`model_tool --info FILE` shows whether the vendor tools can read it"
 )
+_RUN_HINT = "compare the inputs with Runtime.net_info(net); the vendor's log is in the error notes"
+_DEVICE_HINT = "device memory may be exhausted or the device busy; the vendor's log is in the notes"
 _TRACE_TOTAL = re.compile(r"Total\s+(\d+)\s+errors")
 
-_open_runtimes: set[Runtime] = set()
-_open_lock = threading.Lock()
-_all_quiet = True  # every Runtime so far was quiet: the vendor's exit chatter may be hidden
 
 HostInputs = Sequence[np.ndarray] | Mapping[str, np.ndarray]
 
@@ -61,7 +53,8 @@ class Runtime:
     ``runtime_dir``: see ``bmcrypt.runtime.locate`` (CLI ``--runtime``). ``quiet`` (default)
     keeps the vendor's own output off the terminal; it is logged at DEBUG on
     ``bmcrypt.runtime.vendor``, appended to ``log_path`` if given, and the text of the latest
-    call is in ``last_vendor_output``.
+    call is in ``last_vendor_output``. ``exclusive=False`` allows another open ``Runtime`` on
+    the same device (unsafe on the simulator; see the module docstring).
     """
 
     def __init__(
@@ -71,7 +64,10 @@ class Runtime:
         devid: int = 0,
         quiet: bool = True,
         log_path: str | os.PathLike[str] | None = None,
+        exclusive: bool = True,
     ) -> None:
+        if exclusive:
+            lifecycle.refuse_second_runtime(devid)
         self.lib_dir = find_lib_dir(runtime_dir)
         self._libs = _api.load_vendor_libs(self.lib_dir)
         self.devid = devid
@@ -93,7 +89,7 @@ class Runtime:
             self._libs.bmlib.bm_dev_free(self._handle)
             raise self._error("bmrt_create failed", out)
         self._bmrt = bmrt
-        _track(self)
+        lifecycle.track(self)
 
     # ------------------------------------------------------------------ lifetime
 
@@ -118,14 +114,13 @@ class Runtime:
         with self._vendor():
             self._libs.bmrt.bmrt_destroy(bmrt)
             self._libs.bmlib.bm_dev_free(self._handle)
-        with _open_lock:
-            _open_runtimes.discard(self)
+        lifecycle.untrack(self)
 
     # ------------------------------------------------------------------ loading
 
     def load(self, path: str | os.PathLike[str]) -> None:
         """Load a plain bmodel file (``bmrt_load_bmodel``)."""
-        self._load(f"{os.fspath(path)}", self._libs.bmrt.bmrt_load_bmodel, os.fsencode(path))
+        self._load(os.fspath(path), self._libs.bmrt.bmrt_load_bmodel, os.fsencode(path))
 
     def load_bytes(self, data: bytes | bytearray | memoryview) -> None:
         """Load a plain bmodel from memory (``bmrt_load_bmodel_data``); ``data`` is not copied."""
@@ -150,7 +145,7 @@ class Runtime:
     def load_with_decrypt_lib(
         self, path: str | os.PathLike[str], lib_path: str | os.PathLike[str]
     ) -> None:
-        """Load an encrypted bmodel; the runtime ``dlopen``s ``lib_path`` and uses its ``decrypt``."""
+        """Load an encrypted bmodel; the runtime ``dlopen``s ``lib_path``, calls its ``decrypt``."""
         self._load(os.fspath(path), self._libs.bmrt.bmrt_load_bmodel_with_decrypt_lib,
                    os.fsencode(path), os.fsencode(lib_path))
 
@@ -218,7 +213,7 @@ class Runtime:
                 bmrt, net.encode(), in_ptrs, in_shapes, n_in, out_ptrs, out_shapes, n_out, True
             )
         if not ok:
-            raise self._error(f"running net {net!r} failed", out)
+            raise self._error(f"running net {net!r} failed", out, hint=_RUN_HINT)
         results = []
         for flat, shape in zip(flats, out_shapes[:n_out], strict=True):
             dims = shape.to_tuple()
@@ -239,7 +234,8 @@ class Runtime:
             os.write(2, out.text.encode())
         m = _TRACE_TOTAL.search(out.text)
         if m is None:
-            raise self._error("bmrt_trace printed no error count", out)
+            raise self._error("bmrt_trace printed no error count", out,
+                              hint="this runtime build reports differently; check its output")
         return int(m.group(1))
 
     # ------------------------------------------------------------------ device memory
@@ -267,6 +263,8 @@ class Runtime:
         with self._vendor():
             c_info = self._libs.bmrt.bmrt_get_network_info(self._require_open(), net.encode())
         st = c_info.contents.stages[stage]
+        if not st.input_mems or not st.output_mems:
+            raise VendorRuntimeError(f"the runtime keeps no io memory for net {net!r}")
         ins = [DeviceBuffer(self, _api.BmDeviceMem.from_buffer_copy(st.input_mems[i]), owned=False)
                for i in range(len(info.inputs))]
         outs = [DeviceBuffer(self, _api.BmDeviceMem.from_buffer_copy(st.output_mems[i]),
@@ -300,14 +298,14 @@ class Runtime:
             # Launches are asynchronous on a real device; sync before anyone reads outputs.
             rc = self._libs.bmlib.bm_thread_sync(self._handle) if ok else 0
         if not ok or rc != _api.BM_SUCCESS:
-            raise self._error(f"running net {net!r} on device buffers failed", out)
+            raise self._error(f"running net {net!r} on device buffers failed", out, hint=_RUN_HINT)
 
     def _bmlib_call(self, name: str, *args: Any) -> None:
         self._require_open()
         with self._vendor() as out:
             rc = getattr(self._libs.bmlib, name)(self._handle, *args)
         if rc != _api.BM_SUCCESS:
-            raise self._error(f"{name} failed with status {rc}", out)
+            raise self._error(f"{name} failed with status {rc}", out, hint=_DEVICE_HINT)
 
     def _release(self, buf: DeviceBuffer) -> None:
         self._buffers.discard(buf)
@@ -340,27 +338,3 @@ class Runtime:
 
 def _output_buffer(dtype: DType, nbytes: int) -> np.ndarray:
     return np.empty(-(-nbytes // dtype.itemsize), dtype=dtype.numpy)
-
-
-def _track(rt: Runtime) -> None:
-    global _all_quiet
-    with _open_lock:
-        _open_runtimes.add(rt)
-        _all_quiet = _all_quiet and rt.quiet
-
-
-# Registered at import, i.e. early: atexit runs hooks last-in first-out, so ours runs after the
-# hooks of everything imported later and silences stdout only once they have printed.
-@atexit.register
-def _at_exit() -> None:
-    # Safety net: an open simulator at interpreter exit segfaults in its own destructors.
-    with _open_lock:
-        leftovers = list(_open_runtimes)
-    for rt in leftovers:
-        try:
-            rt.close()
-        except Exception:  # noqa: BLE001 - exiting anyway; a failed close must not mask others
-            pass
-    libs = _api.loaded_libs()
-    if libs is not None and _all_quiet:
-        silence_stdout_for_exit(libs.flush_stdio)

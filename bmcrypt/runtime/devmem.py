@@ -71,10 +71,10 @@ class DeviceBuffer:
         mem.size = size
         return DeviceBuffer(self._rt, mem, owned=False)
 
-    def upload(self, data: np.ndarray | bytes, offset: int = 0) -> None:
+    def upload(self, data: np.ndarray | bytes | bytearray | memoryview, offset: int = 0) -> None:
         """Copy host bytes into this buffer at ``offset`` (``data`` may be smaller)."""
-        host = np.ascontiguousarray(np.frombuffer(data, np.uint8) if isinstance(data, bytes)
-                                    else data)
+        raw = isinstance(data, (bytes, bytearray, memoryview))
+        host = np.ascontiguousarray(np.frombuffer(data, np.uint8) if raw else data)
         n = host.nbytes
         self._check_range(offset, n)
         if n == 0:

@@ -7,29 +7,36 @@ ourselves, or a decrypt callback that might fail half-way, should go through
 
     report = run_isolated(check_load, "suspect.bmodel")
 
-The child is *spawned* (a fresh ``sys.executable``), never forked: the parent may already run
-the simulator, whose threads do not survive a fork. Its fds 1 and 2 go to a log file that the
-parent reads afterwards, so even a segfault leaves the vendor's last words for the error
-message.
+The child is a fresh ``sys.executable -m bmcrypt.runtime._child``, never a fork (the parent may
+already run the simulator, whose threads do not survive a fork) and not ``multiprocessing``
+(whose spawn mode re-runs the caller's main script in the child). The call travels as a pickle
+in a file, the answer comes back the same way; the child's fds 1 and 2 go to a log file, so
+even a segfault leaves the vendor's last words for the error message.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
+import os
+import pickle
 import signal
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, TypeVar, cast
 
+import bmcrypt
 from bmcrypt import errors
 from bmcrypt.errors import BmcryptError, VendorRuntimeError
-from bmcrypt.runtime.capture import send_process_output_to, vendor_summary
+from bmcrypt.runtime.capture import vendor_summary
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+_CRASH_HINT = "the file is probably malformed; `bmcrypt inspect FILE` checks its structure"
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,7 @@ def check_load(
 
     Runs in the current process; wrap it in ``run_isolated`` for files you do not trust.
     """
-    from bmcrypt.runtime.device import Runtime  # imported here: the child needs only this
+    from bmcrypt.runtime.device import Runtime  # lazy: keeps this module light for the parent
 
     with Runtime(runtime_dir) as rt:
         if decrypt_lib is None:
@@ -63,68 +70,75 @@ def check_load(
 def run_isolated(
     fn: Callable[..., T], *args: Any, timeout: float | None = 600.0, **kwargs: Any
 ) -> T:
-    """Call ``fn(*args, **kwargs)`` in a spawned child process and return its result.
+    """Call ``fn(*args, **kwargs)`` in a child process and return its result.
 
-    ``fn``, its arguments and its result must be picklable (``fn`` a module-level function).
-    A ``BmcryptError`` raised in the child is raised here with the same class, message and
-    hint. A crash, ``exit()``, or timeout becomes a ``VendorRuntimeError`` quoting the child's
-    vendor output.
+    ``fn`` (a module-level function), its arguments and its result must be picklable. A
+    ``BmcryptError`` raised in the child is raised here with the same class, message and hint.
+    A crash, ``exit()``, or timeout becomes a ``VendorRuntimeError`` quoting the child's vendor
+    output.
     """
-    ctx = multiprocessing.get_context("spawn")
-    with tempfile.NamedTemporaryFile(prefix="bmcrypt-child-", suffix=".log") as log:
-        reader, writer = ctx.Pipe(duplex=False)
-        child = ctx.Process(target=_child_main, args=(writer, log.name, fn, args, kwargs),
-                            daemon=True)
-        child.start()
-        writer.close()  # so that recv() sees EOF when the child dies
-        try:
-            message = reader.recv() if reader.poll(timeout) else ("timeout",)
-        except EOFError:
-            message = ("died",)
-        finally:
-            reader.close()
-        child.join(timeout=30)
-        if child.is_alive():
-            child.kill()
-            child.join()
-        text = open(log.name, encoding="utf-8", errors="replace").read()
-    return _outcome(message, child.exitcode, text, timeout)
+    with tempfile.TemporaryDirectory(prefix="bmcrypt-child-") as tmp:
+        job, answer, log = Path(tmp, "job"), Path(tmp, "answer"), Path(tmp, "log")
+        job.write_bytes(pickle.dumps((fn, args, kwargs)))
+        with open(log, "ab") as log_file:
+            try:
+                proc = subprocess.run(
+                    [sys.executable, "-m", "bmcrypt.runtime._child", str(job), str(answer),
+                     str(log)],
+                    stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                    env=_child_env(), timeout=timeout, check=False,
+                )
+                exitcode: int | None = proc.returncode
+            except subprocess.TimeoutExpired:  # run() has killed the child already
+                exitcode = None
+        text = log.read_text(encoding="utf-8", errors="replace")
+        message = pickle.loads(answer.read_bytes()) if answer.is_file() else None
+    return cast(T, _outcome(message, exitcode, text, timeout))
 
 
-def _outcome(message: tuple[Any, ...], exitcode: int | None, text: str,
+def _child_env() -> dict[str, str]:
+    # The child must import the same bmcrypt as we did, installed or from a source tree.
+    env = dict(os.environ)
+    root = str(Path(bmcrypt.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _outcome(message: tuple[Any, ...] | None, exitcode: int | None, text: str,
              timeout: float | None) -> Any:
-    kind = message[0]
-    if kind == "ok":
-        if exitcode:
-            # The work is done; only the vendor's teardown misbehaved. Worth a log line only.
-            logger.warning("isolated child finished but exited with %s", _describe(exitcode))
+    if message is not None and message[0] == "ok":
         return message[1]
-    if kind == "error":
-        _, cls_name, text_msg, hint, notes = message
-        cls = getattr(errors, cls_name, None)
-        if not (isinstance(cls, type) and issubclass(cls, BmcryptError)):
-            cls = VendorRuntimeError
-        err = cls(text_msg, hint=hint)
-        for note in notes:
-            err.add_note(note)
-        raise err
-    if kind == "failure":
-        _, cls_name, text_msg = message
-        err = VendorRuntimeError(f"isolated call failed with {cls_name}: {text_msg}")
-    elif kind == "timeout":
+    if message is not None and message[0] == "error":
+        raise _rebuild(message)
+    if message is not None:  # ("failure", class name, message): not one of our errors
+        err = VendorRuntimeError(f"isolated call failed with {message[1]}: {message[2]}")
+    elif exitcode is None:
         err = VendorRuntimeError(f"isolated call did not finish within {timeout} s")
     else:
         summary = vendor_summary(text)
         err = VendorRuntimeError(
-            f"the vendor runtime {_describe(exitcode)}" + (f": {summary}" if summary else ""),
-            hint="the file is probably malformed; `bmcrypt inspect FILE` checks its structure",
+            f"the vendor runtime {describe_exit(exitcode)}" + (f": {summary}" if summary else ""),
+            hint=_CRASH_HINT,
         )
     if text.strip():
         err.add_note("child process output:\n" + text.rstrip())
     raise err
 
 
-def _describe(exitcode: int | None) -> str:
+def _rebuild(message: tuple[Any, ...]) -> BmcryptError:
+    # ("error", class name, message, hint, notes): same class, message and hint as in the child.
+    _, cls_name, msg, hint, notes = message
+    cls = getattr(errors, cls_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, BmcryptError)):
+        cls = VendorRuntimeError
+    err: BmcryptError = cls(msg, hint=hint)
+    for note in notes:
+        err.add_note(note)
+    return err
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """Human words for a child's exit status (negative = killed by that signal)."""
     if exitcode is None:
         return "did not exit"
     if exitcode < 0:
@@ -133,18 +147,3 @@ def _describe(exitcode: int | None) -> str:
         except ValueError:
             return f"was killed by signal {-exitcode}"
     return f"exited with status {exitcode}"
-
-
-def _child_main(conn: Connection, log_path: str, fn: Callable[..., Any],
-                args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    send_process_output_to(log_path)
-    try:
-        result = fn(*args, **kwargs)
-    except BmcryptError as e:
-        conn.send(("error", type(e).__name__, e.message, e.hint, list(getattr(e, "__notes__", []))))
-    except BaseException as e:  # noqa: BLE001 - everything must reach the parent as a message
-        conn.send(("failure", type(e).__name__, str(e)))
-    else:
-        conn.send(("ok", result))
-    finally:
-        conn.close()

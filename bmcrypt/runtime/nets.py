@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from bmcrypt.errors import VendorRuntimeError
 from bmcrypt.runtime import _api
 
 
@@ -38,7 +40,9 @@ class DType(enum.IntEnum):
         try:
             return np.dtype(_NUMPY[self])
         except KeyError:
-            raise ValueError(f"{self.name} tensors have no host representation") from None
+            raise VendorRuntimeError(
+                f"{self.name} tensors have no host representation in bmcrypt"
+            ) from None
 
     @property
     def itemsize(self) -> int:
@@ -113,7 +117,9 @@ def _tensors(
     info: _api.BmNetInfo, stages: list[_api.BmStageInfo], side: str
 ) -> tuple[TensorInfo, ...]:
     # The struct keeps parallel arrays per side: input_names, input_dtypes, ... input_num long.
-    field = lambda name: getattr(info, f"{side}_{name}")  # noqa: E731
+    def field(name: str) -> Any:
+        return getattr(info, f"{side}_{name}")
+
     zero_points = field("zero_point")
     max_bytes = getattr(info, f"max_{side}_bytes")
     return tuple(

@@ -81,10 +81,14 @@ Manifest clear_region_digest(ByteView binary, const Ranges& encrypted) {
     sha.Update(binary.data + off, size_t(len));
     m.clear_len += len;
   };
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());  // shared envelopes
   uint64_t pos = 0;  // end of what is already covered (clear or encrypted)
   for (const auto& [off, len] : sorted) {
-    if (off > pos) span(pos, off - pos);
-    pos = std::max(pos, off + len);
+    if (off > binary.size || len > binary.size - off)
+      throw Error(Errc::corrupt, "an encrypted range lies outside the binary region");
+    if (off < pos) throw Error(Errc::corrupt, "encrypted ranges overlap");
+    span(pos, off - pos);
+    pos = off + len;
   }
   if (binary.size > pos) span(pos, binary.size - pos);
   sha.Final(m.clear_digest.data());

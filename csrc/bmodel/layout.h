@@ -46,8 +46,8 @@ void write_manifest(const Manifest& manifest, uint8_t* out);
 using Ranges = std::vector<std::pair<uint64_t, uint64_t>>;
 
 // SHA-256 over every clear span (the binary region minus the encrypted ranges, as maximal runs in
-// offset order) of u64 off || u64 len || bytes; clear_len = the bytes covered (§5). The ranges must
-// lie inside the binary region.
+// offset order) of u64 off || u64 len || bytes; clear_len = the bytes covered (§5). A range listed
+// twice counts once; ranges outside the region or overlapping each other are Error(corrupt).
 Manifest clear_region_digest(ByteView binary, const Ranges& encrypted);
 
 }  // namespace bmcrypt

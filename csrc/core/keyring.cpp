@@ -96,8 +96,13 @@ SecretBytes KeyRing::data_key(const EnvelopeHeader& h) {
     throw Error(Errc::no_key, "no key registered (the file needs key id " +
                                   hex(h.key_block.key_id().data(), kKeyIdSize) + ")");
 
+  const std::vector<const SecretBytes*> keys = candidates(h.key_block);
+  if (keys.empty())
+    throw Error(Errc::wrong_key, h.key_block.source() == KeySource::raw
+                                     ? "the file was encrypted with a key file, not a passphrase"
+                                     : "the file was encrypted with a passphrase, not a key file");
   bool id_seen = false;
-  for (const SecretBytes* k : candidates(h.key_block)) {
+  for (const SecretBytes* k : keys) {
     if (key_check_matches(k->data(), h.key_block, h.file_id)) {
       SecretBytes dk = unwrap_data_key(k->data(), h.key_block, h.file_id);
       if (dk_cache_.size() >= kMaxCachedDataKeys) dk_cache_.clear();
@@ -108,9 +113,10 @@ SecretBytes KeyRing::data_key(const EnvelopeHeader& h) {
   }
   if (id_seen)
     throw Error(Errc::tampered, "the key block was altered (key check does not match its key id)");
-  const char* kind = h.key_block.source() == KeySource::raw ? "key" : "passphrase";
-  throw Error(Errc::wrong_key, std::string("wrong ") + kind + ": the file needs key id " +
-                                   hex(h.key_block.key_id().data(), kKeyIdSize));
+  // A passphrase's key id differs per file (its salt does): naming it would not help.
+  if (h.key_block.source() == KeySource::passphrase) throw Error(Errc::wrong_key, "wrong passphrase");
+  throw Error(Errc::wrong_key,
+              "wrong key: the file needs key id " + hex(h.key_block.key_id().data(), kKeyIdSize));
 }
 
 UserKey KeyRing::writer_key() const {

@@ -3,6 +3,8 @@
 #include <optional>
 #include <string>
 
+#include <pybind11/stl.h>
+
 #include "bindings.h"
 #include "entry.h"
 #include "envelope.h"

@@ -1,0 +1,217 @@
+"""The human form of `bmcrypt inspect` (stdout): one section per file, then the comparison.
+
+Columns are aligned here rather than with rich tables: a table is fitted to the terminal width
+and would cut tensor names and hashes short when piped; these lines are never wrapped or cut,
+so they stay greppable. rich only adds the styles (and never interprets text from the file as
+markup).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+
+from bmcrypt.cli.output import out
+from bmcrypt.inspect import (Comparison, CoeffRegionInfo, FileFailure, FileReport, NetInfo,
+                             TensorInfo)
+
+_STATE_STYLE = {"plain": "green", "bmcrypt": "cyan", "foreign": "yellow"}
+_VERDICT_STYLE = {"identical": "green", "partly_shared": "yellow", "different": "red",
+                  "unknown": "yellow"}
+
+
+def render(results: Sequence[FileReport | FileFailure], comparison: Comparison | None) -> None:
+    """Print every readable file's report (failures go to stderr elsewhere), then the comparison."""
+    first = True
+    for r in results:
+        if isinstance(r, FileFailure):
+            continue
+        if not first:
+            out.print()
+        first = False
+        _file(r)
+    if comparison is not None:
+        out.print()
+        _comparison(comparison)
+
+
+def _line(text: str = "", style: str = "") -> None:
+    out.print(Text(text, style=style))
+
+
+def _styled(*parts: tuple[str, str]) -> None:
+    out.print(Text.assemble(*parts))
+
+
+def _columns(rows: Sequence[Sequence[str]], indent: int, right: Sequence[int] = ()) -> list[str]:
+    """Rows as lines, every column padded to its widest cell (numbers in ``right`` columns
+    right-aligned); the last column is not padded."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))] if rows else []
+    lines = []
+    for r in rows:
+        cells = [c.rjust(widths[i]) if i in right else
+                 c.ljust(widths[i]) if i < len(r) - 1 else c for i, c in enumerate(r)]
+        lines.append(" " * indent + "  ".join(cells).rstrip())
+    return lines
+
+
+# ---------------------------------------------------------------- one file
+
+
+def _file(r: FileReport) -> None:
+    _line(r.path, "bold")
+    state = r.encryption["state"]
+    rows = [["file", f"{r.size} bytes, {_state_text(r)}"]]
+    if state == "bmcrypt":
+        rows += _bmcrypt_rows(r.encryption)
+    elif state == "foreign":
+        rows.append(["header_size", str(r.encryption["header_size"])])
+    if r.chip is not None:
+        rows += [["chip", r.chip], ["version", r.version or ""], ["created", r.time or ""],
+                 ["kernel module", _module_text(r.kernel_module)],
+                 ["cpuop module", _module_text(r.cpuop_module)]]
+    if r.device_mem is not None and r.host_mem is not None:
+        d, h = r.device_mem, r.host_mem
+        rows += [["device mem", f"{d.total} bytes (weight {d.weight}, instruct {d.instruct}, "
+                                f"runtime {d.runtime})"],
+                 ["host mem", f"{h.total} bytes (weight {h.weight}, runtime {h.runtime})"]]
+    for line in _columns(rows, 2):
+        _line(line)
+    for note in r.notes:
+        _styled(("  note: ", "yellow"), (note, ""))
+    if r.nets is not None:
+        _nets(r.nets)
+    if r.coeff_regions is not None:
+        _weights(r.coeff_regions)
+    _layout(r)
+
+
+def _state_text(r: FileReport) -> str:
+    e = r.encryption
+    if e["state"] == "plain":
+        return "plain (not encrypted)"
+    if e["state"] == "foreign":
+        return "encrypted by another tool (foreign)"
+    return "encrypted by bmcrypt" + ("" if e["opened"] else " (no key given)")
+
+
+def _bmcrypt_rows(e: dict) -> list[list[str]]:  # type: ignore[type-arg]
+    if e["key_source"] == "passphrase":
+        s = e["scrypt"]
+        source = f"passphrase (scrypt log2 N {s['log2_n']}, r {s['r']}, p {s['p']})"
+    else:
+        source = "key file"
+    digest = ("yes (written by bmcrypt)" if e["clear_digest"]
+              else "no (written by model_tool --encrypt with libbmcrypt.so)")
+    return [
+        ["format", f"bmcrypt v{e['format_version']}, {e['algorithm_name']}, "
+                   f"{e['segment_size']}-byte segments"],
+        ["key", f"id {e['key_id']}, {source}"],
+        ["file id", e["file_id"]],
+        ["parts", f"header envelope {e['header_envelope_size']}, FlatBuffer envelope "
+                  f"{e['flatbuffer_envelope_size']}, binary region {e['binary_region_size']} "
+                  "bytes"],
+        ["clear digest", digest],
+        ["opened", "yes: header and FlatBuffer authenticated" if e["opened"] else "no"],
+    ]
+
+
+def _module_text(m: object) -> str:
+    if m is None:
+        return "none"
+    name, size, offset = m.name, m.size, m.offset  # type: ignore[attr-defined]
+    if not name and not size:
+        return "empty entry (0 bytes)"
+    return f"{name or '(no name)'}, {size} bytes at {offset}"
+
+
+# ---------------------------------------------------------------- nets, weights, layout
+
+
+def _nets(nets: list[NetInfo]) -> None:
+    dynamic = sum(n.dynamic for n in nets)
+    out.print()
+    _line(f"  nets: {len(nets)} ({len(nets) - dynamic} static, {dynamic} dynamic)", "bold")
+    for i, n in enumerate(nets):
+        kind = "dynamic" if n.dynamic else "static"
+        stages = _n(len(n.stages), "stage")
+        _styled((f"  net {i}: ", ""), (n.name, "bold"),
+                (f"  {kind}, addr mode {n.addr_mode} ({n.addr_mode_name}), {stages}", ""))
+        for s in n.stages:
+            weights = (f"weights #{s.coeff.region}" + (" (encrypted)" if s.coeff.encrypted else "")
+                       if s.coeff else "no weights")
+            _line(f"    stage {s.index}: core num {s.core_num}, {_n(s.subnets, 'subnet')}, "
+                  f"{weights}")
+            rows = [_io_row("input", t) for t in s.inputs] + [_io_row("output", t)
+                                                               for t in s.outputs]
+            for line in _columns(rows, 6):
+                _line(line)
+
+
+def _io_row(direction: str, t: TensorInfo) -> list[str]:
+    shape = "[" + ", ".join(str(d) for d in t.shape) + "]"
+    return [direction, t.name, shape, t.dtype, f"scale {t.scale:g}", f"zero point {t.zero_point}"]
+
+
+def _weights(regions: list[CoeffRegionInfo]) -> None:
+    total = sum(c.size for c in regions)
+    encrypted = sum(c.encrypted for c in regions)
+    out.print()
+    _line(f"  weights: {_n(len(regions), 'coeff region')}, {total} bytes"
+          + (f", {encrypted} encrypted" if encrypted else ""), "bold")
+    if not regions:
+        return
+    rows = [["#", "size", "offset", "stored", "used by"]]
+    for c in regions:
+        stored = f"encrypted ({c.stored_size}-byte envelope)" if c.encrypted else "plain"
+        rows.append([f"#{c.index}", str(c.size), str(c.offset), stored, ", ".join(c.used_by)])
+    lines = _columns(rows, 4, right=(1, 2))
+    _line(lines[0], "dim")
+    for c, line in zip(regions, lines[1:], strict=True):
+        _line(line)
+        _line(f"{' ' * (5 + len(str(c.index)))} sha256 {c.sha256 or '(no check_code in the file)'}",
+              "dim")
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def _layout(r: FileReport) -> None:
+    out.print()
+    _line(f"  layout: {_n(len(r.layout), 'part')}", "bold")
+    rows = [["offset", "end", "size", "kind", "what"]]
+    rows += [[str(p.offset), str(p.offset + p.size), str(p.size), p.kind, p.label]
+             for p in r.layout]
+    lines = _columns(rows, 4, right=(0, 1, 2))
+    _line(lines[0], "dim")
+    for line in lines[1:]:
+        _line(line)
+    total = r.layout_sum
+    if total == r.size:
+        _styled((f"    sum of the parts: {total} bytes = file size ", ""), ("OK", "green"))
+    else:
+        _styled((f"    sum of the parts: {total} bytes, file size {r.size} ", ""),
+                ("MISMATCH", "bold red"))
+
+
+# ---------------------------------------------------------------- several files
+
+
+def _comparison(c: Comparison) -> None:
+    verdict = c.weights.replace("_", " ")
+    n = len(c.compared) + len(c.not_compared)
+    _styled((f"weights of the {n} files: ", "bold"), (verdict, _VERDICT_STYLE[c.weights]))
+    for nc in c.not_compared:
+        _line(f"  not compared: {nc['path']}: {nc['reason']}")
+    if c.weights == "unknown" and c.visible_weights is not None:
+        _line(f"  among the other {len(c.compared)} files: "
+              f"{c.visible_weights.replace('_', ' ')}")
+    shown = c.weights if c.visible_weights is None else c.visible_weights
+    if shown == "identical" and c.regions:
+        _line(f"  the same {_n(len(c.regions), 'coeff region')} (SHA-256 and size) in every file")
+    elif shown in ("partly_shared", "different"):
+        for region in c.regions:
+            where = ("only in " if len(region.files) == 1 else "in ") + ", ".join(region.files)
+            _line(f"  {region.sha256 or '(no check_code)'}  {region.size} bytes  {where}")
