@@ -96,7 +96,7 @@ def encrypt_callback_address() -> int:
 def register_key(key: Buffer) -> None:
     """Registers a raw 32-byte user key (key source 1)."""
 
-def register_key_file(path: str | PathLike[str]) -> None:
+def register_key_file(path: _Path) -> None:
     """Registers the key of a key file (docs/keys.md); KeyFileError if group or others may
     access it or it is malformed."""
 
@@ -134,10 +134,10 @@ class VerifyReport:
     @property
     def key_id(self) -> bytes: ...
 
-def verify_file(path: str | PathLike[str]) -> VerifyReport:
+def verify_file(path: _Path) -> VerifyReport:
     """Verifies a whole encrypted bmodel (FORMAT.md §6) with the registered keys."""
 
-def load_bmodel(p_bmrt: int, path: str | PathLike[str]) -> None:
+def load_bmodel(p_bmrt: int, path: _Path) -> None:
     """Verifies the file like `verify_file`, then loads it into the runtime handle `p_bmrt` (from
     bmrt_create) with bmrt_load_bmodel_with_decrypt and the decrypt callback. libbmrt.so must be
     loaded in the process already (or be on the library path). VendorRuntimeError if the runtime

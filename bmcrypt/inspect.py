@@ -30,9 +30,10 @@ from typing import Any
 from bmcrypt.bmodel import _walk, reader
 from bmcrypt.bmodel.header import EncryptionState, Header
 from bmcrypt.bmodel.memory import memory_info
-from bmcrypt.bmodel.model import BModel, DeviceMem, HostMem, LayoutPart, Module
+from bmcrypt.bmodel.model import BModel, DeviceMem, HostMem, Module, Stage, Tensor
 from bmcrypt.crypto import HEADER_LEN, Kind, KeySource, Secret, parse_header, parse_key_block
-from bmcrypt.errors import BmcryptError, KeyProblem, Truncated, WrongKey
+from bmcrypt.crypto import Header as EnvelopeHeader
+from bmcrypt.errors import BmcryptError, Corrupt, KeyProblem, Truncated, WrongKey
 from bmcrypt.protect.opened import ENVELOPE_MAGIC, Opened, open_encrypted, probe
 
 CLEAR_PREFIX = 8  # magic + header_size: the bytes every encrypted layout leaves in clear
@@ -69,6 +70,8 @@ class StageInfo:
     index: int
     core_num: int
     subnets: int
+    #: the input shapes are maxima (n_dynamic or h_w_dynamic set; model_tool prints "max:")
+    max_input_shapes: bool
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
     coeff: StageCoeff | None
@@ -259,7 +262,10 @@ def _is_key_problem(exc: BmcryptError) -> bool:
 def _inspect(path: Path, key: KeyChoice | None) -> FileReport:
     head = reader.probe_file(path)  # InputFileError / NotABmodel / Truncated
     if head.state is EncryptionState.PLAIN:
-        return _plain_report(reader.read_bmodel(path))
+        raw = reader.read_raw(path)
+        root = _walk.decode(raw.flatbuffer)
+        return _plain_report(model_from_flatbuffer(raw.path, raw.file_size, raw.header, root),
+                             root)
     size = path.stat().st_size
     if head.tag != ENVELOPE_MAGIC:
         return _foreign_report(path, size, head.header_size)
@@ -283,11 +289,15 @@ def _inspect(path: Path, key: KeyChoice | None) -> FileReport:
 # ---------------------------------------------------------------- plain
 
 
-def _plain_report(m: BModel, *, encryption: dict[str, Any] | None = None,
+def _plain_report(m: BModel, root: dict[str, Any], *,
+                  encryption: dict[str, Any] | None = None,
                   layout: list[LayoutEntry] | None = None) -> FileReport:
+    """``root`` is the decoded Model ``m`` was built from (for what BModel does not carry)."""
     regions, by_span = _coeff_regions(m)
-    nets = [NetInfo(n.name, n.dynamic, n.addr_mode, n.addr_mode_name,
-                    [_stage(s, by_span) for s in n.stages]) for n in m.nets]
+    nets = []
+    for n, raw in zip(m.nets, root["net"], strict=True):
+        stages = [_stage(s, by_span, p) for s, p in zip(n.stages, raw["parameter"], strict=True)]
+        nets.append(NetInfo(n.name, n.dynamic, n.addr_mode, n.addr_mode_name, stages))
     return FileReport(
         path=str(m.path), size=m.file_size, encryption=encryption or {"state": "plain"},
         layout=layout if layout is not None else [
@@ -302,7 +312,8 @@ def _coeff_regions(m: BModel) -> tuple[list[CoeffRegionInfo], dict[tuple[int, in
     for n in m.nets:
         for s in n.stages:
             if s.coeff is not None:
-                users.setdefault((s.coeff.offset, s.coeff.size), []).append(f"{n.name}[{s.index}]")
+                span = (s.coeff.offset, s.coeff.size)
+                users.setdefault(span, []).append(f"{n.name}[{s.index}]")
     regions = []
     for i, c in enumerate(m.coeff_regions):
         regions.append(CoeffRegionInfo(
@@ -313,17 +324,19 @@ def _coeff_regions(m: BModel) -> tuple[list[CoeffRegionInfo], dict[tuple[int, in
     return regions, {(r.offset, r.stored_size): r.index for r in regions}
 
 
-def _stage(s: Any, by_span: dict[tuple[int, int], int]) -> StageInfo:
+def _stage(s: Stage, by_span: dict[tuple[int, int], int], param: dict[str, Any]) -> StageInfo:
     coeff = None
     if s.coeff is not None:
         c = s.coeff
-        coeff = StageCoeff(by_span[(c.offset, c.size)], c.decrypt_size if c.encrypt_mode else c.size,
+        coeff = StageCoeff(by_span[(c.offset, c.size)],
+                           c.decrypt_size if c.encrypt_mode else c.size,
                            c.check_code.hex() or None, c.encrypt_mode != 0)
-    return StageInfo(s.index, s.core_num, s.subnet_count, [_tensor(t) for t in s.inputs],
-                     [_tensor(t) for t in s.outputs], coeff)
+    max_shapes = bool(param["n_dynamic"] or param["h_w_dynamic"])
+    return StageInfo(s.index, s.core_num, s.subnet_count, max_shapes,
+                     [_tensor(t) for t in s.inputs], [_tensor(t) for t in s.outputs], coeff)
 
 
-def _tensor(t: Any) -> TensorInfo:
+def _tensor(t: Tensor) -> TensorInfo:
     return TensorInfo(t.name, list(t.shape), t.dtype, t.scale, t.zero_point)
 
 
@@ -335,6 +348,8 @@ def _module(m: Module | None) -> ModuleInfo | None:
 
 
 def _foreign_report(path: Path, size: int, header_size: int) -> FileReport:
+    if header_size < CLEAR_PREFIX:  # no encrypting tool can have written that
+        raise Corrupt(f"header_size {header_size} is smaller than the 8 bytes before it")
     why = (f"header_size is {header_size}, not 64," if header_size != 64
            else "header_size is 64 but the reserved header bytes are not zero, and")
     layout = [LayoutEntry("clear_header", 0, CLEAR_PREFIX, "magic, header_size")]
@@ -389,8 +404,8 @@ def _fb_label(kind: int) -> str:
     return "FlatBuffer + manifest" if kind == Kind.FLATBUFFER else "FlatBuffer"
 
 
-def _bmcrypt_info(e1: Any, e2: Any, header_size: int, fb_len: int, binary_size: int, *,
-                  opened: bool) -> dict[str, Any]:
+def _bmcrypt_info(e1: EnvelopeHeader, e2: EnvelopeHeader, header_size: int, fb_len: int,
+                  binary_size: int, *, opened: bool) -> dict[str, Any]:
     block = parse_key_block(e1.key_block)
     scrypt = None
     if block.scrypt is not None:
@@ -429,7 +444,8 @@ def _opened_report(o: Opened) -> FileReport:
     e2 = _envelope_header(o)
     info = _bmcrypt_info(o.envelope, e2, o.header_size, o.flatbuffers_size, o.binary_size,
                          opened=True)
-    report = _plain_report(m, encryption=info, layout=_sealed_layout(m, _fb_label(e2.kind)))
+    report = _plain_report(m, root, encryption=info,
+                           layout=_sealed_layout(m, _fb_label(e2.kind)))
     report.notes.append("header and FlatBuffer authenticated with key "
                         f"{info['key_id']}; the weights were not decrypted "
                         "(`bmcrypt verify` checks every byte)")
@@ -465,7 +481,7 @@ def _plaintext_sizes(root: dict[str, Any]) -> dict[str, Any]:
     return {**root, "net": nets}
 
 
-def _envelope_header(o: Opened) -> Any:
+def _envelope_header(o: Opened) -> EnvelopeHeader:
     return parse_header(o.mm[o.header_size:o.header_size + HEADER_LEN], whole=False)
 
 
@@ -504,15 +520,15 @@ def compare(results: Sequence[FileReport | FileFailure]) -> Comparison:
             not_compared.append({"path": r.path, "reason": reason})
         else:
             compared.append(r)
-    where: dict[tuple[Any, ...], list[str]] = {}
-    for r in compared:
+    where: dict[tuple[Any, ...], list[int]] = {}  # by position: a path may be given twice
+    for i, r in enumerate(compared):
         for c in r.coeff_regions or ():
             # A region without a check_code can only be told apart by where it is.
-            ident = (c.sha256, c.size) if c.sha256 else (None, c.size, r.path, c.offset)
-            files = where.setdefault(ident, [])
-            if r.path not in files:
-                files.append(r.path)
-    regions = [SharedRegion(k[0], k[1], v) for k, v in where.items()]
+            ident = (c.sha256, c.size) if c.sha256 else (None, c.size, i, c.offset)
+            found = where.setdefault(ident, [])
+            if i not in found:
+                found.append(i)
+    regions = [SharedRegion(k[0], k[1], [compared[i].path for i in v]) for k, v in where.items()]
     visible = _verdict(len(compared), regions) if len(compared) > 1 else None
     overall = visible if not not_compared and visible is not None else "unknown"
     return Comparison(overall, visible, [r.path for r in compared], not_compared, regions)

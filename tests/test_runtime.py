@@ -232,7 +232,7 @@ def test_broken_files_fail_in_child_not_in_parent(vendor_dir: Path, tmp_path: Pa
     data[header_size:header_size + fb_size] = bytes(fb_size)
     zeroed = tmp_path / "zero_flatbuffer.bmodel"
     zeroed.write_bytes(data)
-    with pytest.raises(VendorRuntimeError, match="crashed with SIGSEGV.*is broken"):
+    with pytest.raises(VendorRuntimeError, match=r"crashed with SIGSEGV.*is broken"):
         run_isolated(check_load, str(zeroed), runtime_dir=str(vendor_dir))
     # ... while the same path through the same machinery succeeds for an intact file.
     report = run_isolated(check_load, str(MLP), runtime_dir=str(vendor_dir))
@@ -247,12 +247,26 @@ def test_child_crash_becomes_vendor_runtime_error() -> None:
 
 
 @pytest.mark.runtime
-def test_unclosed_runtime_exits_cleanly_and_quietly(vendor_dir: Path) -> None:
+@pytest.mark.parametrize("how, code", [("atexit", 0), ("exit_now", 3)])
+def test_unclosed_runtime_exits_cleanly_and_quietly(vendor_dir: Path, how: str,
+                                                    code: int) -> None:
     child = subprocess.run([sys.executable, str(ROOT / "tests" / "runtime_child.py"),
-                            str(vendor_dir), str(MLP)], capture_output=True, text=True, timeout=120)
-    assert child.returncode == 0, child.stderr
+                            str(vendor_dir), str(MLP), how],
+                           capture_output=True, text=True, timeout=120)
+    assert child.returncode == code, child.stderr  # not 139: the simulator was shut down
     assert child.stdout == ""  # not even the vendor's exit-time "cmodel_deinit complete"
     assert child.stderr.strip() == "child done"
+
+
+def test_run_isolated_from_an_unguarded_script(tmp_path: Path) -> None:
+    # multiprocessing's spawn would re-run this script in the child and fail; we must not.
+    script = tmp_path / "unguarded.py"
+    script.write_text("import os\nfrom bmcrypt.runtime import run_isolated\n"
+                      "print(run_isolated(os.getpid) != os.getpid())\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "True\n"
 
 
 @pytest.mark.runtime

@@ -33,7 +33,7 @@ def render(results: Sequence[FileReport | FileFailure], comparison: Comparison |
         _file(r)
     if comparison is not None:
         out.print()
-        _comparison(comparison)
+        _comparison(comparison, [r.path for r in results])
 
 
 def _line(text: str = "", style: str = "") -> None:
@@ -143,14 +143,15 @@ def _nets(nets: list[NetInfo]) -> None:
                        if s.coeff else "no weights")
             _line(f"    stage {s.index}: core num {s.core_num}, {_n(s.subnets, 'subnet')}, "
                   f"{weights}")
-            rows = [_io_row("input", t) for t in s.inputs] + [_io_row("output", t)
-                                                               for t in s.outputs]
+            # model_tool marks input dims that are maxima: "[max:1, max:64]"
+            rows = ([_io_row("input", t, "max:" if s.max_input_shapes else "") for t in s.inputs]
+                    + [_io_row("output", t, "") for t in s.outputs])
             for line in _columns(rows, 6):
                 _line(line)
 
 
-def _io_row(direction: str, t: TensorInfo) -> list[str]:
-    shape = "[" + ", ".join(str(d) for d in t.shape) + "]"
+def _io_row(direction: str, t: TensorInfo, prefix: str) -> list[str]:
+    shape = "[" + ", ".join(f"{prefix}{d}" for d in t.shape) + "]"
     return [direction, t.name, shape, t.dtype, f"scale {t.scale:g}", f"zero point {t.zero_point}"]
 
 
@@ -170,8 +171,7 @@ def _weights(regions: list[CoeffRegionInfo]) -> None:
     _line(lines[0], "dim")
     for c, line in zip(regions, lines[1:], strict=True):
         _line(line)
-        _line(f"{' ' * (5 + len(str(c.index)))} sha256 {c.sha256 or '(no check_code in the file)'}",
-              "dim")
+        _line(f"{' ' * 8}sha256 {c.sha256 or '(no check_code in the file)'}", "dim")
 
 
 def _n(count: int, word: str) -> str:
@@ -199,19 +199,28 @@ def _layout(r: FileReport) -> None:
 # ---------------------------------------------------------------- several files
 
 
-def _comparison(c: Comparison) -> None:
-    verdict = c.weights.replace("_", " ")
-    n = len(c.compared) + len(c.not_compared)
-    _styled((f"weights of the {n} files: ", "bold"), (verdict, _VERDICT_STYLE[c.weights]))
-    for nc in c.not_compared:
-        _line(f"  not compared: {nc['path']}: {nc['reason']}")
+def _comparison(c: Comparison, paths: list[str]) -> None:
+    """The verdict, the files by number, and which file has which weight region."""
+    _styled((f"weights of the {len(paths)} files: ", "bold"),
+            (c.weights.replace("_", " "), _VERDICT_STYLE[c.weights]))
+    reasons = {nc["path"]: nc["reason"] for nc in c.not_compared}
+    number = {}
+    for i, p in enumerate(paths, 1):
+        number.setdefault(p, str(i))
+        why = f"  (not compared: {reasons[p]})" if p in reasons else ""
+        _line(f"  file {i}  {p}{why}")
     if c.weights == "unknown" and c.visible_weights is not None:
-        _line(f"  among the other {len(c.compared)} files: "
-              f"{c.visible_weights.replace('_', ' ')}")
-    shown = c.weights if c.visible_weights is None else c.visible_weights
-    if shown == "identical" and c.regions:
-        _line(f"  the same {_n(len(c.regions), 'coeff region')} (SHA-256 and size) in every file")
-    elif shown in ("partly_shared", "different"):
-        for region in c.regions:
-            where = ("only in " if len(region.files) == 1 else "in ") + ", ".join(region.files)
-            _line(f"  {region.sha256 or '(no check_code)'}  {region.size} bytes  {where}")
+        among = ", ".join(str(i) for i, p in enumerate(paths, 1) if p not in reasons)
+        _line(f"  among files {among}: {c.visible_weights.replace('_', ' ')}")
+    verdict = c.visible_weights or c.weights
+    if verdict == "identical":
+        _line(f"  the same {_n(len(c.regions), 'coeff region')} (SHA-256 and size) in each")
+    elif c.regions:
+        rows = [["sha256", "size", "in files"]]
+        rows += [[r.sha256 or "(no check_code)", str(r.size),
+                  ", ".join(number[p] for p in dict.fromkeys(r.files)) if len(r.files) > 1
+                  else f"{number[r.files[0]]} only"] for r in c.regions]
+        lines = _columns(rows, 4, right=(1,))
+        _line(lines[0], "dim")
+        for line in lines[1:]:
+            _line(line)

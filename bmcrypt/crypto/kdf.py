@@ -176,3 +176,18 @@ class Passphrase:
 
 #: What opens or writes a key block: a key file's key, or a passphrase.
 Secret = UserKey | Passphrase
+
+
+def register_with_native(secret: Secret) -> None:
+    """Hand `secret` to the native key registry (the runtime's decrypt callback reads it there).
+
+    The one place key material leaves Python objects; `bmcrypt._native.clear_keys()` wipes it.
+    """
+    from bmcrypt import _native
+
+    if isinstance(secret, Passphrase):
+        _native.register_passphrase(secret._secret.decode("utf-8"))
+    elif secret.source == KeySource.RAW:
+        _native.register_key(secret._k)
+    else:  # a key derived from a passphrase for one file: the native side needs the passphrase
+        raise ValueError("register the Passphrase itself, not a key derived from it")

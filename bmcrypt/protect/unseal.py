@@ -10,6 +10,7 @@ this returns (see files.atomic_write).
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -63,10 +64,8 @@ def unseal_file(opened: Opened, out: BinaryIO | None = None,
         else:
             _open_weights(opened, piece, out, progress)
     clear_len, clear_sha = digest.finish()
+    _check_digest(opened, clear_len, clear_sha)
     manifest = opened.manifest
-    if manifest is not None and (manifest.clear_len, manifest.clear_digest) != (clear_len, clear_sha):
-        raise Tampered("the clear regions (commands, kernel module, gaps) were changed after "
-                       "encryption")
     sealed = plan.seal_pieces()
     return VerifyReport(
         key_id=opened.keys.key_id.hex(),
@@ -106,3 +105,66 @@ def _open_weights(opened: Opened, piece: Piece, out: BinaryIO | None,
         raise Tampered(f"the weights of net {net!r} were changed after encryption") from None
     if sha.digest() != piece.check_code:
         raise Tampered(f"the weights of net {net!r} do not match their check_code")
+
+
+def unseal_to_memory(opened: Opened) -> bytearray:
+    """The plain bmodel of `opened` in one buffer, fully authenticated (or an exception).
+
+    Weights are decrypted by the native core straight into their place in the buffer (in
+    parallel for large envelopes) when it is available; no other full-size copy is made.
+    """
+    try:
+        from bmcrypt import _native
+    except ImportError:  # a source tree without the extension: the pure-Python path
+        buf = io.BytesIO()
+        unseal_file(opened, buf)
+        return bytearray(buf.getbuffer())
+    model = opened.unpack()
+    plan = plan_open(model, opened.binary_size)
+    flatbuffer = pack_flatbuffer(model)
+    head = build_header(len(flatbuffer), plan.size) + flatbuffer
+    out = bytearray(len(head) + plan.size)
+    out[:len(head)] = head
+    view = memoryview(out)[len(head):]
+    clear = [p for p in plan.pieces if p.kind == "clear"]
+    digest = ClearDigest([(p.src, p.size) for p in clear])
+    keys = _native.FileKeys.from_parts(opened.keys.file_id, opened.key_block,
+                                       opened.keys._dk)
+    try:
+        for piece in plan.pieces:
+            if piece.kind == "clear":
+                chunk = opened.binary(piece.src, piece.size)
+                digest.update(piece.src, chunk)
+                view[piece.dst:piece.dst + piece.size] = chunk
+            elif piece.kind == "seal":
+                _open_weights_native(opened, piece, keys, view[piece.dst:piece.dst + piece.size])
+        _check_digest(opened, *digest.finish())
+    except BaseException:
+        out[:] = bytes(len(out))
+        raise
+    return out
+
+
+def _open_weights_native(opened: Opened, piece: Piece, keys: object, dst: memoryview) -> None:
+    net = piece.nets[0]
+    envelope = opened.binary(piece.src, piece.src_size)
+    header = parse_header(envelope[:HEADER_LEN], whole=False)
+    header.check_length(piece.src_size)
+    if header.file_id != opened.keys.file_id or header.key_block != opened.key_block:
+        raise Tampered(f"the weights of net {net!r} belong to another encrypted file")
+    if header.plaintext_len != piece.plain_size:
+        raise Corrupt(f"the weights of net {net!r} do not have their declared size")
+    try:
+        dst[:] = keys.open(envelope)  # type: ignore[attr-defined]
+    except Tampered:
+        raise Tampered(f"the weights of net {net!r} were changed after encryption") from None
+    if hashlib.sha256(dst).digest() != piece.check_code:
+        raise Tampered(f"the weights of net {net!r} do not match their check_code")
+
+
+def _check_digest(opened: Opened, clear_len: int, clear_sha: bytes) -> None:
+    manifest = opened.manifest
+    if manifest is not None and (manifest.clear_len, manifest.clear_digest) != (clear_len,
+                                                                                 clear_sha):
+        raise Tampered("the clear regions (commands, kernel module, gaps) were changed after "
+                       "encryption")

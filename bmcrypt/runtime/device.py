@@ -66,9 +66,9 @@ class Runtime:
         log_path: str | os.PathLike[str] | None = None,
         exclusive: bool = True,
     ) -> None:
+        self.lib_dir = find_lib_dir(runtime_dir)
         if exclusive:
             lifecycle.refuse_second_runtime(devid)
-        self.lib_dir = find_lib_dir(runtime_dir)
         self._libs = _api.load_vendor_libs(self.lib_dir)
         self.devid = devid
         self.quiet = quiet

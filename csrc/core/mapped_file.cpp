@@ -20,32 +20,33 @@ namespace {
 }  // namespace
 
 MappedFile::MappedFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail(path, "open", errno);
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) fail(path, "open", errno);
   struct stat st;
-  if (::fstat(fd, &st) != 0) {
+  if (::fstat(fd_, &st) != 0) {
     const int err = errno;
-    ::close(fd);
+    ::close(fd_);
     fail(path, "stat", err);
   }
   if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
+    ::close(fd_);
     throw Error(Errc::io, "not a regular file: " + path);
   }
   size_ = size_t(st.st_size);
   if (size_ > 0) {
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    const int err = errno;
-    ::close(fd);
-    if (p == MAP_FAILED) fail(path, "map", err);
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd_, 0);
+    if (p == MAP_FAILED) {
+      const int err = errno;
+      ::close(fd_);
+      fail(path, "map", err);
+    }
     data_ = static_cast<const uint8_t*>(p);
-  } else {
-    ::close(fd);
   }
 }
 
 MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  ::close(fd_);
 }
 
 }  // namespace bmcrypt

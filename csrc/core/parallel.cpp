@@ -32,7 +32,9 @@ bool for_each_item(uint64_t n, const std::function<ItemWorker()>& make_worker) {
   auto run = [&] {
     try {
       ItemWorker worker = make_worker();
-      for (uint64_t i; !stop.load(std::memory_order_relaxed) && (i = next.fetch_add(1)) < n;) {
+      while (!stop.load(std::memory_order_relaxed)) {
+        const uint64_t i = next.fetch_add(1);
+        if (i >= n) break;
         if (!worker(i)) stop.store(true);
       }
     } catch (...) {
@@ -44,9 +46,10 @@ bool for_each_item(uint64_t n, const std::function<ItemWorker()>& make_worker) {
 
   std::vector<std::thread> helpers;
   try {
+    helpers.reserve(size_t(threads - 1));
     for (uint64_t t = 1; t < threads; ++t) helpers.emplace_back(run);
-  } catch (const std::system_error&) {
-    // No more threads available: the ones already started and this one do the work.
+  } catch (...) {
+    // No more threads (or memory for them): the ones already started and this one do the work.
   }
   run();
   for (auto& h : helpers) h.join();

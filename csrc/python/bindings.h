@@ -3,6 +3,8 @@
 #pragma once
 #include <pybind11/pybind11.h>
 
+#include <string>
+
 #include "bytes.h"
 
 namespace bmcrypt::python {
@@ -42,6 +44,11 @@ struct InBuffer : BufferView {
 struct OutBuffer : BufferView {
   explicit OutBuffer(const py::buffer& b) : BufferView(b, true) {}
 };
+
+// A filesystem path (str, bytes or os.PathLike) as the exact bytes the OS uses.
+inline std::string fs_path(const py::object& path) {
+  return py::module_::import("os").attr("fsencode")(path).cast<std::string>();
+}
 
 // A bytes object of n bytes whose content is written by fill(ptr) without the GIL (the object is
 // not visible to anyone else yet), so the result is never copied.

@@ -7,13 +7,6 @@
 #include "verify.h"
 
 namespace bmcrypt::python {
-namespace {
-
-std::string fspath(const py::object& path) {
-  return py::str(py::module_::import("os").attr("fspath")(path));
-}
-
-}  // namespace
 
 void register_files(py::module_& m) {
   py::class_<VerifyReport>(m, "VerifyReport", "What bmcrypt verified in a file")
@@ -28,13 +21,13 @@ void register_files(py::module_& m) {
       });
 
   m.def("verify_file", [](const py::object& path) {
-        const std::string p = fspath(path);
+        const std::string p = fs_path(path);
         py::gil_scoped_release release;
         const MappedFile file(p);
         return verify_bmodel(file.bytes(), global_keyring());
       }, py::arg("path"), "Verifies a whole encrypted bmodel (FORMAT.md §6) with the registered keys");
   m.def("load_bmodel", [](uintptr_t p_bmrt, const py::object& path) {
-        const std::string p = fspath(path);
+        const std::string p = fs_path(path);
         py::gil_scoped_release release;
         load_bmodel_verified(reinterpret_cast<void*>(p_bmrt), p);
       }, py::arg("p_bmrt"), py::arg("path"),

@@ -16,13 +16,14 @@ void register_keys(py::module_& m) {
         global_keyring().add_key(k.data());
       }, py::arg("key"), "Registers a raw 32-byte user key (key source 1)");
   m.def("register_key_file", [](const py::object& path) {
-        const std::string p = py::str(py::module_::import("os").attr("fspath")(path));
+        const std::string p = fs_path(path);
         py::gil_scoped_release release;
         global_keyring().add_key(read_key_file(p).data());
       }, py::arg("path"), "Registers the key of a key file (refused if group/other may access it)");
-  m.def("register_passphrase", [](const std::string& passphrase) {
+  m.def("register_passphrase", [](std::string passphrase) {
         if (passphrase.empty()) throw py::value_error("the passphrase is empty");
         global_keyring().add_passphrase(passphrase);
+        wipe(passphrase.data(), passphrase.size());  // this copy; the ring keeps its own
       }, py::arg("passphrase"), "Registers a passphrase (scrypt runs lazily, once per file salt)");
   m.def("clear_keys", [] {
         global_keyring().clear();

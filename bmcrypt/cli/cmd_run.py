@@ -1,0 +1,81 @@
+"""`bmcrypt run` and `bmcrypt plugin-path`: the runtime side of the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from bmcrypt.cli import output as output_
+from bmcrypt.cli.app import app
+from bmcrypt.errors import BmcryptError, InputFileError
+from bmcrypt.keys import resolve_keys
+from bmcrypt.loader import STRATEGIES, load_model
+from bmcrypt.native import plugin_path
+from bmcrypt.runtime import Runtime
+from bmcrypt.workflow import file_state
+
+
+@app.command()
+def run(
+    model: Path = typer.Argument(..., help="A plain or encrypted .bmodel."),
+    inputs: Path = typer.Option(..., "--input", "-i", metavar="IN.npz",
+                                help="Input arrays, by input name (or in input order)."),
+    out: Path = typer.Option(..., "--output", "-o", metavar="OUT.npz",
+                             help="Where to save the outputs (by output name)."),
+    net: str | None = typer.Option(None, "--net", help="Net to run (default: the only one)."),
+    key: Path | None = typer.Option(None, "--key", "-k", metavar="KEYFILE",
+                                    help="Key file (default: $BMCRYPT_KEY_FILE)."),
+    passphrase: bool = typer.Option(False, "--passphrase", "-p", help="Use a passphrase."),
+    runtime: Path | None = typer.Option(None, "--runtime", metavar="DIR",
+                                        help="Runtime dir with libbmrt.so (default: found)."),
+    strategy: str = typer.Option("callback", "--strategy",
+                                 help="How encrypted models load: callback or memory."),
+) -> None:
+    """Run one net of a model on inputs from an .npz file, like the vendor's model_runner."""
+    if strategy not in STRATEGIES:
+        raise BmcryptError(f"unknown strategy {strategy!r}", hint="use callback or memory")
+    keyring = None
+    if file_state(model) == "bmcrypt":
+        keyring = resolve_keys(key, passphrase or None)
+    arrays = _read_npz(inputs)
+    with Runtime(runtime) as rt:
+        loaded = load_model(rt, model, keyring, strategy=strategy)  # type: ignore[arg-type]
+        name = _pick_net(loaded.nets, net)
+        info = rt.net_info(name)
+        names = [t.name for t in info.inputs]
+        feed = ({n: arrays[n] for n in names} if set(names) <= set(arrays)
+                else list(arrays.values()))
+        results = rt.run(name, feed)
+    np.savez(out, **{t.name: r for t, r in zip(info.outputs, results, strict=True)})
+    output_.note(f"ran net {name!r} ({loaded.strategy}): {len(results)} outputs saved to {out}")
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path) as data:
+            return {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: no such file") from None
+    except (ValueError, OSError) as exc:
+        raise InputFileError(f"{path} is not a readable .npz file ({exc})",
+                             hint="save inputs with numpy.savez(PATH, name=array, …)") from None
+
+
+def _pick_net(nets: tuple[str, ...], wanted: str | None) -> str:
+    if wanted is not None:
+        if wanted not in nets:
+            raise InputFileError(f"no net named {wanted!r} in this model",
+                                 hint=f"nets: {', '.join(nets)}")
+        return wanted
+    if len(nets) != 1:
+        raise InputFileError(f"the model has {len(nets)} nets; say which one to run",
+                             hint=f"--net NAME, one of: {', '.join(nets)}")
+    return nets[0]
+
+
+@app.command("plugin-path")
+def plugin_path_cmd() -> None:
+    """Print the absolute path of libbmcrypt.so (for bmrt_load_bmodel_with_decrypt_lib, -lib)."""
+    output_.out.print(str(plugin_path()), markup=False)

@@ -1,0 +1,92 @@
+"""Load plain or encrypted bmodels into the vendor runtime, decrypting only in memory.
+
+Two strategies for bmcrypt files:
+
+- **callback** (default): the native core verifies the whole file first (header, FlatBuffer,
+  every weight envelope, the clear-region digest: what the runtime's per-region callback cannot
+  check), then the runtime loads it through `bmrt_load_bmodel_with_decrypt` with bmcrypt's C
+  decrypt callback. A wrong key or a tampered file is refused before the runtime sees a byte, so
+  the runtime never hits a failing callback halfway (which leaves it unable to shut down).
+- **memory**: the file is decrypted and authenticated into one buffer in memory and handed to
+  `bmrt_load_bmodel_data` — for runtimes without the decrypt API, and for builds whose weight
+  upload skips the callback.
+
+Plaintext never touches the disk in either.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from bmcrypt.crypto import Keyring, Passphrase, UserKey
+from bmcrypt.crypto.kdf import register_with_native
+from bmcrypt.errors import ForeignEncrypted, NoKey
+from bmcrypt.protect.opened import open_encrypted
+from bmcrypt.protect.unseal import unseal_to_memory
+from bmcrypt.runtime import Runtime
+from bmcrypt.workflow import file_state
+
+Strategy = Literal["callback", "memory"]
+STRATEGIES: tuple[Strategy, ...] = ("callback", "memory")
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What `load_model` did."""
+
+    path: Path
+    state: str  # "plain" or "bmcrypt"
+    strategy: str  # "plain", "callback" or "memory"
+    nets: tuple[str, ...]  # the nets this file added to the runtime
+
+
+def load_model(rt: Runtime, path: str | os.PathLike[str], keyring: Keyring | None = None, *,
+               strategy: Strategy = "callback") -> Loaded:
+    """Load `path` into `rt`: plain files as they are, bmcrypt files with `keyring`."""
+    path = Path(path)
+    state = file_state(path)
+    before = set(rt.net_names())
+    if state == "plain":
+        rt.load(path)
+        used = "plain"
+    elif state == "foreign":
+        raise ForeignEncrypted(f"{path} is encrypted, but not by bmcrypt")
+    elif keyring is None:
+        raise NoKey(f"{path} is encrypted; a key is needed to load it")
+    elif strategy == "memory":
+        with open_encrypted(path, keyring) as opened:
+            plain = unseal_to_memory(opened)
+        try:
+            rt.load_bytes(plain)
+        finally:
+            plain[:] = bytes(len(plain))  # do not leave the weights lying in freed memory
+        used = "memory"
+    elif strategy == "callback":
+        _load_with_callback(rt, path, keyring)
+        used = "callback"
+    else:
+        raise ValueError(f"unknown strategy {strategy!r}; use one of {STRATEGIES}")
+    added = tuple(n for n in rt.net_names() if n not in before)
+    return Loaded(path, state, used, added)
+
+
+def _load_with_callback(rt: Runtime, path: Path, keyring: Keyring) -> None:
+    from bmcrypt import _native
+
+    _native.clear_keys()
+    try:
+        for secret in _secrets(keyring):
+            register_with_native(secret)
+        _native.verify_file(path)  # everything, before the runtime sees anything
+        rt.load_with_decrypt(path, _native.decrypt_callback_address())
+    finally:
+        _native.clear_keys()
+
+
+def _secrets(keyring: Keyring) -> list[UserKey | Passphrase]:
+    if isinstance(keyring, (UserKey, Passphrase)):
+        return [keyring]
+    return list(keyring)

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# `make demo`: the main job end to end on shipped fixtures, with the real vendor runtime.
+# Every step is printed as the command a user would type, then run for real.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+unset BMCRYPT_KEY_FILE BMCRYPT_PASSPHRASE
+W=out/demo
+rm -rf "$W" && mkdir -p "$W"
+cp tests/fixtures/mlp_bm1684x_f16_nokernel.bmodel "$W/mlp.bmodel"
+cp tests/fixtures/qwen2_tiny_bf16_seq64_nokernel.bmodel "$W/qwen2.bmodel"
+
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+
+step bmcrypt keygen -o "$W/demo.key"
+step bmcrypt inspect "$W/mlp.bmodel"
+step bmcrypt encrypt "$W/mlp.bmodel" --key "$W/demo.key"
+step ls -l "$W"
+step bmcrypt inspect "$W/mlp.bmodel"
+step bmcrypt verify "$W/mlp.bmodel" --key "$W/demo.key"
+step bmcrypt run "$W/mlp.bmodel" --key "$W/demo.key" --input tests/fixtures/mlp_in.npz \
+    --output "$W/mlp_out.npz"
+step python - "$W/mlp_out.npz" <<'PY'
+import sys
+import numpy as np
+ours = np.load(sys.argv[1])["y_Gemm_f32"].astype(np.float32)
+ref = np.load("tests/fixtures/mlp_ort_out.npz")["y"]
+cos = float((ours * ref).sum() / np.linalg.norm(ours) / np.linalg.norm(ref))
+print(f"encrypted model on the simulator vs onnxruntime: max abs error "
+      f"{np.abs(ours - ref).max():.2e}, cosine {cos:.6f}")
+PY
+
+step bmcrypt encrypt "$W/qwen2.bmodel" --key "$W/demo.key"
+if bmcrypt chat --help >/dev/null 2>&1; then
+  step bmcrypt chat "$W/qwen2.bmodel" --key "$W/demo.key" \
+      --tokenizer tests/fixtures/tiny-qwen2-tokenizer --prompt-ids 1,17,42,99,256,3 \
+      --max-new-tokens 16 --json
+  echo "expected tokens: $(python -c 'import json; print(json.load(open("tests/fixtures/qwen2_tiny_expected.json"))["greedy_tokens"])')"
+fi
+step bmcrypt verify "$W/qwen2.bmodel" --key "$W/demo.key"
+printf '\ndemo done: files in %s\n' "$W"
