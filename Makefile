@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test fuzz install sysdeps runtime clean
+.PHONY: demo test bench fuzz install sysdeps runtime clean
 
 ## Install everything and run the main job end to end on a shipped fixture.
 demo: install runtime
@@ -13,6 +13,10 @@ demo: install runtime
 ## Install everything and run the test suite against the real vendor runtime.
 test: install runtime
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+## Benchmarks against same-run baselines (cp + sync, openssl speed, the vendor flow); see docs/benchmarks.md.
+bench: install runtime
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 ## A longer fuzz campaign of the bmodel reader (hypothesis).
 fuzz: install

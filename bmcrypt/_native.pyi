@@ -8,8 +8,11 @@ Buffers: any C-contiguous object with the buffer protocol (bytes, bytearray, mem
 numpy arrays). Output buffers must be writable.
 """
 
-from typing_extensions import Buffer
 from os import PathLike
+
+from typing_extensions import Buffer
+
+_Path = str | bytes | PathLike[str] | PathLike[bytes]
 
 DEFAULT_SEG_LOG2: int
 
@@ -68,6 +71,9 @@ class FileKeys:
     def open(self, envelope: Buffer) -> bytes:
         """The plaintext of an envelope of this file, without the key registry (WrongKey if the
         envelope belongs to another file)."""
+    def open_into(self, envelope: Buffer, out: Buffer) -> int:
+        """Like `open`, decrypting straight into `out` (at least plaintext_len bytes); returns
+        the plaintext length. On an authentication failure `out[:plaintext_len]` is zeroed."""
 
 def envelope_size(plaintext_len: int, seg_log2: int = 20) -> int:
     """The exact length of the envelope of a plaintext of this length."""

@@ -240,19 +240,21 @@ def inspect_files(paths: Sequence[str | os.PathLike[str]], key: KeyChoice | None
         except BmcryptError as exc:
             if _is_key_problem(exc):
                 raise
-            results.append(FileFailure(str(p), exc))
+            results.append(FileFailure(os.fspath(p), exc))
     return Batch(results, compare(results) if len(results) > 1 else None)
 
 
 def inspect_file(path: str | os.PathLike[str], key: KeyChoice | None = None) -> FileReport:
     """The report of one file. Bad files raise the reader's BmcryptError, naming the path."""
     try:
-        return _inspect(Path(path), key)
+        report = _inspect(Path(path), key)
     except BmcryptError as exc:
         if not _is_key_problem(exc) and str(path) not in exc.message:
             exc.message = f"{path}: {exc.message}"
             exc.args = (exc.message,)
         raise
+    report.path = os.fspath(path)  # as given, not normalised by Path
+    return report
 
 
 def _is_key_problem(exc: BmcryptError) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 import struct
@@ -23,6 +24,8 @@ import synth
 from bmcrypt.bmodel.writer import BinaryRegion, build_bmodel, make_binary
 from bmcrypt.cli.main import main
 from bmcrypt.crypto import Kind, Passphrase, UserKey, seal
+from bmcrypt.errors import BmcryptError
+from bmcrypt.inspect import KeyChoice, inspect_file
 from bmcrypt.keys import generate_key_file
 from bmcrypt.protect.opened import open_encrypted
 from bmcrypt.workflow import encrypt_model
@@ -678,6 +681,26 @@ def test_bad_input_is_one_short_error_with_a_hint(
         assert len(lines) == 2 and lines[0].startswith("bmcrypt: error: ")
         assert lines[1].startswith("bmcrypt: hint: ")
         assert str(path) in lines[0] and re.search(message, lines[0], re.I), lines[0]
+
+
+@pytest.mark.parametrize("which", ["plain", "bmcrypt", "bmcrypt_with_key"])
+def test_damaged_files_fail_only_with_bmcrypt_errors(tmp_path: Path, enc: Encrypted,
+                                                     which: str) -> None:
+    src = MLP if which == "plain" else enc.mlp
+    key = KeyChoice(lambda: enc.key, explicit=True) if which == "bmcrypt_with_key" else None
+    data = src.read_bytes()
+    p = tmp_path / "damaged.bmodel"
+    rng = random.Random(which)
+    for _ in range(150):
+        d = bytearray(data)
+        at = rng.randrange(0, 2500)  # header, envelopes, FlatBuffer
+        d[at] ^= 1 << rng.randrange(8)
+        p.write_bytes(bytes(d[:rng.choice([len(d), len(d), rng.randrange(len(d))])]))
+        try:
+            report = inspect_file(p, key)
+        except BmcryptError:
+            continue
+        assert sum(part.size for part in report.layout) == report.size
 
 
 def test_truncated_bmcrypt_file_is_an_error_without_a_key(tmp_path: Path, capsys: Capsys,

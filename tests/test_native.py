@@ -245,6 +245,9 @@ def test_python_opens_what_native_seals(native: ModuleType, size: int) -> None:
     assert keys.seal_into(data, out, kind=3, seg_log2=12) == len(out) - 1
     assert unseal(bytes(out[:-1]), UserKey(k)) == data
     assert keys.open(out[:-1]) == data
+    target = bytearray(size + 2)
+    assert keys.open_into(memoryview(out)[:-1], memoryview(target)[1:]) == size
+    assert target[1:size + 1] == data
 
 
 def test_native_opens_what_python_seals(native: ModuleType) -> None:
@@ -361,3 +364,26 @@ def test_threads_setting(native: ModuleType) -> None:
     native.set_threads(0)
     assert native.max_threads() >= 1
     assert keys.open(envelope) == data
+
+
+def test_stub_matches_the_module(native: ModuleType) -> None:
+    """bmcrypt/_native.pyi names exactly what the extension defines (functions, classes, members)."""
+    import ast
+
+    stub = ast.parse((ROOT / "bmcrypt" / "_native.pyi").read_text(encoding="utf-8"))
+    declared: set[str] = set()
+    for node in stub.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            declared.add(node.name)
+        if isinstance(node, ast.ClassDef):
+            declared |= {f"{node.name}.{m.name}" for m in node.body if isinstance(m, ast.FunctionDef)}
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            declared.add(node.target.id)
+    actual: set[str] = set()
+    for name, value in vars(native).items():
+        if name.startswith("_"):
+            continue
+        actual.add(name)
+        if isinstance(value, type):
+            actual |= {f"{name}.{m}" for m in vars(value) if not m.startswith("_")}
+    assert declared == actual

@@ -12,14 +12,24 @@ from bmcrypt.cli import inspect_view
 from bmcrypt.cli import output as output_
 from bmcrypt.cli.app import app
 from bmcrypt.errors import KeyProblem
-from bmcrypt.inspect import (KeyChoice, SomeFilesFailed, batch_json, inspect_file, inspect_files,
-                             to_json)
+from bmcrypt.inspect import (Batch, KeyChoice, SomeFilesFailed, batch_json, inspect_file,
+                             inspect_files)
 from bmcrypt.keys import ENV_KEY_FILE, load_key_file, resolve_keys
 
 
-@app.command("inspect")
+_HELP = (
+    "Show what a model holds: chip, nets, IO, weights, memory, byte layout, encryption.\n\n"
+    "The numbers are those of `model_tool --info`. No key is needed: without one, an "
+    "encrypted model shows what is visible without it. With several models, also say "
+    "whether they carry the same weights; a file that cannot be read is reported on stderr, "
+    "the others are still shown, and the exit status is non-zero. See docs/inspect.md."
+)
+
+
+@app.command("inspect", help=_HELP,
+             short_help="Show a model's nets, weights, memory and layout (no key needed).")
 def inspect_cmd(
-    models: list[Path] = typer.Argument(..., metavar="MODEL...",
+    models: list[Path] = typer.Argument(..., metavar="MODEL",
                                         help="Plain or encrypted .bmodel files."),
     json_: bool = typer.Option(False, "--json",
                                help="Print JSON: one object, or {files, comparison} for several."),
@@ -31,24 +41,16 @@ def inspect_cmd(
                                     help="Open encrypted models with a passphrase (prompted, "
                                          "or $BMCRYPT_PASSPHRASE)."),
 ) -> None:
-    """Show what a model holds: chip, nets, IO, weights, memory, byte layout, encryption.
-
-    The numbers are those of `model_tool --info`. With several models, also say whether they
-    carry the same weights. A file that cannot be read is reported on stderr and the others
-    are still shown; the exit status is then non-zero.
-    """
     choice = _key_choice(key, passphrase)
-    if len(models) == 1:
-        report = inspect_file(models[0], choice)  # a bad file: the usual one-line error
-        batch = None
+    if len(models) == 1:  # a bad file is then the usual single error, nothing on stdout
+        batch = Batch([inspect_file(models[0], choice)], None)
     else:
         batch = inspect_files(models, choice)
     if json_:
-        output_.print_json(batch_json(batch) if batch else to_json(report))
+        output_.print_json(batch_json(batch))
     else:
-        inspect_view.render(batch.results if batch else [report],
-                            batch.comparison if batch else None)
-    if batch and batch.failures:
+        inspect_view.render(batch.results, batch.comparison)
+    if batch.failures:
         for failure in batch.failures:
             output_.error(failure.error)
         raise SomeFilesFailed(len(batch.failures), len(models), batch.failures[0].error.exit_code)

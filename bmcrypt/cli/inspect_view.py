@@ -9,12 +9,13 @@ markup).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from rich.text import Text
 
 from bmcrypt.cli.output import out
-from bmcrypt.inspect import (Comparison, CoeffRegionInfo, FileFailure, FileReport, NetInfo,
-                             TensorInfo)
+from bmcrypt.inspect import (CoeffRegionInfo, Comparison, FileFailure, FileReport, ModuleInfo,
+                             NetInfo, TensorInfo)
 
 _STATE_STYLE = {"plain": "green", "bmcrypt": "cyan", "foreign": "yellow"}
 _VERDICT_STYLE = {"identical": "green", "partly_shared": "yellow", "different": "red",
@@ -76,7 +77,11 @@ def _file(r: FileReport) -> None:
         rows += [["device mem", f"{d.total} bytes (weight {d.weight}, instruct {d.instruct}, "
                                 f"runtime {d.runtime})"],
                  ["host mem", f"{h.total} bytes (weight {h.weight}, runtime {h.runtime})"]]
-    for line in _columns(rows, 2):
+    lines = _columns(rows, 2)
+    first = Text(lines[0])
+    first.highlight_words([_state_text(r)], _STATE_STYLE[state])
+    out.print(first)
+    for line in lines[1:]:
         _line(line)
     for note in r.notes:
         _styled(("  note: ", "yellow"), (note, ""))
@@ -96,7 +101,7 @@ def _state_text(r: FileReport) -> str:
     return "encrypted by bmcrypt" + ("" if e["opened"] else " (no key given)")
 
 
-def _bmcrypt_rows(e: dict) -> list[list[str]]:  # type: ignore[type-arg]
+def _bmcrypt_rows(e: dict[str, Any]) -> list[list[str]]:
     if e["key_source"] == "passphrase":
         s = e["scrypt"]
         source = f"passphrase (scrypt log2 N {s['log2_n']}, r {s['r']}, p {s['p']})"
@@ -117,13 +122,12 @@ def _bmcrypt_rows(e: dict) -> list[list[str]]:  # type: ignore[type-arg]
     ]
 
 
-def _module_text(m: object) -> str:
+def _module_text(m: ModuleInfo | None) -> str:
     if m is None:
         return "none"
-    name, size, offset = m.name, m.size, m.offset  # type: ignore[attr-defined]
-    if not name and not size:
-        return "empty entry (0 bytes)"
-    return f"{name or '(no name)'}, {size} bytes at {offset}"
+    if not m.name and not m.size:
+        return "empty entry (0 bytes)"  # what `model_tool --kernel_remove` leaves
+    return f"{m.name or '(no name)'}, {m.size} bytes at {m.offset}"
 
 
 # ---------------------------------------------------------------- nets, weights, layout

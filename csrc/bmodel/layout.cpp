@@ -17,15 +17,13 @@ constexpr uint32_t kManifestVersion = 1;
 
 FileState classify_bmodel(ByteView file) {
   const size_t n = file.size;
-  if (n == 0 || std::memcmp(file.data, kBmodelMagic, std::min<size_t>(n, 4)) != 0)
+  if (n < 8 || std::memcmp(file.data, kBmodelMagic, 4) != 0)
     throw Error(Errc::not_a_bmodel, "not a bmodel (no ee aa 55 ff magic)");
-  if (n < 12) throw Error(Errc::truncated, "the file ends inside its header");
-  const uint32_t header_size = load_le32(file.data + 4);
-  if (header_size == kPlainHeaderSize) {
-    if (n < kPlainHeaderSize) throw Error(Errc::truncated, "the file ends inside its header");
-    if (all_zero(file.data + 20, kPlainHeaderSize - 20)) return FileState::plain;
-  }
-  return has_envelope_magic(file.sub(8, n - 8)) ? FileState::bmcrypt : FileState::foreign;
+  if (has_envelope_magic(file.sub(8, n - 8))) return FileState::bmcrypt;
+  // As far as the file goes: a plain header has zero reserved bytes 20..63.
+  const bool zero_reserved = n <= 20 || all_zero(file.data + 20, std::min<size_t>(n, kPlainHeaderSize) - 20);
+  return load_le32(file.data + 4) == kPlainHeaderSize && zero_reserved ? FileState::plain
+                                                                         : FileState::foreign;
 }
 
 HeaderTail parse_header_tail(const uint8_t* p) {

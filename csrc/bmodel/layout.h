@@ -20,7 +20,7 @@ constexpr uint64_t kMinEncryptedHeaderSize = 8 + kEnvelopeHeaderSize + kHeaderTa
 
 enum class FileState { plain, bmcrypt, foreign };
 
-// What the first bytes say, without a key (§2, last paragraph). Throws not_a_bmodel, truncated.
+// What the first bytes say, without a key (§2, last paragraph). Throws Error(not_a_bmodel).
 FileState classify_bmodel(ByteView file);
 
 // {u32 flatbuffers_size, u64 binary_size, 44 zero bytes}

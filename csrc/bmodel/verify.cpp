@@ -150,7 +150,7 @@ class FileVerifier {
       report_.weight_bytes += seen->second.plaintext_len;
     }
     if (seen->second.plaintext_len != coeff.decrypt_size())
-      throw Error(Errc::tampered, "decrypt_size does not match the envelope");
+      throw Error(Errc::corrupt, "decrypt_size does not match the envelope");
     const auto* check = coeff.check_code();
     if (!check || check->size() != seen->second.sha256.size())
       throw Error(Errc::corrupt, "check_code is not a SHA-256");

@@ -94,7 +94,8 @@ py::bytes open_with(const py::buffer& envelope, const FileKeys* keys) {
   });
 }
 
-size_t open_into(const py::buffer& envelope, const py::buffer& out) {
+// Decrypts into out with keys, or with the key ring when keys is null.
+size_t open_into(const py::buffer& envelope, const py::buffer& out, const FileKeys* keys) {
   const InBuffer in(envelope);
   const OutBuffer o(out);
   py::gil_scoped_release release;
@@ -102,7 +103,9 @@ size_t open_into(const py::buffer& envelope, const py::buffer& out) {
   if (o.size() < h.plaintext_len)
     throw Error(Errc::bad_argument, "the output buffer is too small: " +
                                         std::to_string(h.plaintext_len) + " bytes needed");
-  open_envelope(h, in.view(), global_keyring().data_key(h), o.data());
+  if (keys && (h.file_id != keys->file_id || !(h.key_block == keys->key_block)))
+    throw Error(Errc::wrong_key, "the envelope belongs to another file");
+  open_envelope(h, in.view(), keys ? keys->dk : global_keyring().data_key(h), o.data());
   return size_t(h.plaintext_len);
 }
 
@@ -137,6 +140,9 @@ void register_envelope(py::module_& m) {
            py::arg("seg_log2") = kDefaultSegLog2, "Writes the envelope into `out`; returns its length")
       .def("open", [](const FileKeys& k, const py::buffer& e) { return open_with(e, &k); }, py::arg("envelope"),
            "The plaintext of an envelope of this file (no key ring involved)")
+      .def("open_into", [](const FileKeys& k, const py::buffer& e, const py::buffer& o) { return open_into(e, o, &k); },
+           py::arg("envelope"), py::arg("out"),
+           "Decrypts an envelope of this file into the writable buffer `out`; returns the length")
       .def("__repr__", [](const FileKeys& k) {
         return "FileKeys(key_id=" + py::bytes(to_bytes(k.key_block.key_id().data(), kKeyIdSize)).attr("hex")().cast<std::string>() + ")";
       });
@@ -147,7 +153,8 @@ void register_envelope(py::module_& m) {
         py::arg("envelope"), "The header of a whole envelope, checked against every limit (no key needed)");
   m.def("open", [](const py::buffer& e) { return open_with(e, nullptr); }, py::arg("envelope"),
         "The plaintext of an envelope, with the registered keys (kind 2: including the manifest)");
-  m.def("open_into", &open_into, py::arg("envelope"), py::arg("out"),
+  m.def("open_into", [](const py::buffer& e, const py::buffer& o) { return open_into(e, o, nullptr); },
+        py::arg("envelope"), py::arg("out"),
         "Decrypts into the writable buffer `out`; returns the plaintext length");
   m.def("decrypt_callback_address", [] { return reinterpret_cast<uintptr_t>(&callback_decrypt); },
         "Address of the C decrypt callback (vendor decrypt_func) for bmrt_load_bmodel_with_decrypt");

@@ -235,7 +235,9 @@ void test_verify(const std::string& fixture) {
   CHECK(verify_code(plain, ring) == Errc::not_encrypted);
   CHECK(verify_code({}, ring) == Errc::not_a_bmodel);
   CHECK(verify_code({1, 2, 3, 4, 5}, ring) == Errc::not_a_bmodel);
-  CHECK(verify_code({0xee, 0xaa, 0x55}, ring) == Errc::truncated);
+  CHECK(verify_code({0xee, 0xaa, 0x55, 0xff, 64, 0, 0}, ring) == Errc::not_a_bmodel);
+  CHECK(verify_code({0xee, 0xaa, 0x55, 0xff, 64, 0, 0, 0, 1, 2}, ring) == Errc::not_encrypted);
+  CHECK(verify_code({0xee, 0xaa, 0x55, 0xff, 64, 0, 0, 0, 'B', 'M', 'C', 'E'}, ring) == Errc::corrupt);
 
   const FileKeys keys = new_file_keys(key_a());
   const std::vector<uint8_t> file = testing::encrypt_bmodel(plain, keys);
