@@ -90,3 +90,27 @@ def _secrets(keyring: Keyring) -> list[UserKey | Passphrase]:
     if isinstance(keyring, (UserKey, Passphrase)):
         return [keyring]
     return list(keyring)
+
+
+@dataclass(frozen=True)
+class LoadCheck:
+    """What `check_load_and_run` saw: nets, bmrt_trace errors, and the outputs of one run."""
+
+    strategy: str
+    nets: tuple[str, ...]
+    trace_errors: int
+    outputs: tuple[object, ...]  # numpy arrays
+
+
+def check_load_and_run(path: str, key_file: str | None = None, *, strategy: Strategy = "callback",
+                       net: str | None = None, inputs: dict | None = None,
+                       runtime_dir: str | None = None) -> LoadCheck:
+    """Load `path` into a fresh runtime, check every weight on the device (`bmrt_trace`) and
+    optionally run `net` on `inputs`. Picklable in and out, for `bmcrypt.runtime.run_isolated`."""
+    from bmcrypt.keys import load_key_file
+
+    keyring = load_key_file(key_file) if key_file else None
+    with Runtime(runtime_dir) as rt:
+        loaded = load_model(rt, path, keyring, strategy=strategy)
+        outputs = tuple(rt.run(net, inputs or {})) if net else ()
+        return LoadCheck(loaded.strategy, loaded.nets, rt.trace(), outputs)

@@ -4,6 +4,7 @@ set -euo pipefail
 need=()
 [ -f /usr/include/cryptopp/aes.h ] || need+=(libcrypto++-dev)
 command -v flatc >/dev/null || need+=(flatbuffers-compiler)
+[ -f /usr/include/flatbuffers/flatbuffers.h ] || need+=(libflatbuffers-dev)
 command -v cmake >/dev/null || need+=(cmake)
 command -v g++ >/dev/null || need+=(g++)
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -43,6 +43,7 @@ class LlmEngine:
         seq, lay = layout.seq_len, layout
         self._embed_dynamic = rt.net_info("embedding").dynamic
         self._buffers: list[DeviceBuffer] = []
+        self._scratch: dict[str, DeviceBuffer] = {}
         self.ids = self._alloc(seq * 4)
         self.token = self._alloc(4)
         self.positions = self._alloc(seq * 4)
@@ -128,6 +129,13 @@ class LlmEngine:
         for buf in self._buffers:
             buf.free()
         self.cache.free()
+
+    def scratch(self, key: str, nbytes: int) -> DeviceBuffer:
+        """A device buffer kept for reuse under ``key`` (allocated on first use)."""
+        buf = self._scratch.get(key)
+        if buf is None or buf.size < nbytes:
+            buf = self._scratch[key] = self._alloc(nbytes)
+        return buf
 
     # ------------------------------------------------------------------ helpers
 

@@ -7,8 +7,8 @@ distribution on the host:
 1. repetition penalty on the tokens of the last ``repeat_last_n`` positions: a logit below 0
    is multiplied by ``repeat_penalty``, any other divided by it;
 2. the ``top_k`` largest logits, divided by ``temperature``;
-3. nucleus cut: a candidate survives while the cumulative softmax *before* it stays below
-   ``top_p`` (the first 5 always survive); the others get −1000;
+3. nucleus cut: a candidate survives while the cumulative softmax up to and including it
+   stays below ``top_p`` (the first 5 always survive); the others get −1000;
 4. softmax over the candidates; the host draws one with a seedable generator.
 """
 

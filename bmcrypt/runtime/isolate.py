@@ -86,7 +86,7 @@ def run_isolated(
                     [sys.executable, "-m", "bmcrypt.runtime._child", str(job), str(answer),
                      str(log)],
                     stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                    env=_child_env(), timeout=timeout, check=False,
+                    env=_child_env(fn), timeout=timeout, check=False,
                 )
                 exitcode: int | None = proc.returncode
             except subprocess.TimeoutExpired:  # run() has killed the child already
@@ -96,11 +96,15 @@ def run_isolated(
     return cast(T, _outcome(message, exitcode, text, timeout))
 
 
-def _child_env() -> dict[str, str]:
-    # The child must import the same bmcrypt as we did, installed or from a source tree.
+def _child_env(fn: Callable[..., Any]) -> dict[str, str]:
+    # The child must import the same bmcrypt as we did, installed or from a source tree, and
+    # the module `fn` lives in when that is a top-level module (a script's or a test's helper).
     env = dict(os.environ)
-    root = str(Path(bmcrypt.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    paths = [str(Path(bmcrypt.__file__).resolve().parent.parent)]
+    module = sys.modules.get(getattr(fn, "__module__", "") or "")
+    if module is not None and "." not in module.__name__ and getattr(module, "__file__", None):
+        paths.append(str(Path(module.__file__).resolve().parent))  # type: ignore[arg-type]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (*paths, env.get("PYTHONPATH")) if p)
     return env
 
 

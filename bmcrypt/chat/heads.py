@@ -1,0 +1,111 @@
+"""Turning what ``lm_head`` wrote into the next token.
+
+Which way depends on the build and the generation mode, decided once per answer:
+
+=================  ==============================  ==========================================
+lm_head returns    greedy                          penalty_sample
+=================  ==============================  ==========================================
+token id (top-1)   read 4 bytes                    impossible: ``UnsupportedGeneration``
+logits             ``greedy_head`` on the device,  ``sample_head`` on the device, the host
+                   else argmax on the host         draws; else everything on the host
+=================  ==============================  ==========================================
+
+The logits never leave the device when a head net exists: only a token id, or the top-k
+probabilities and their ids, are read back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from bmcrypt.chat.engine import LlmEngine
+from bmcrypt.chat.errors import UnsupportedGeneration
+from bmcrypt.chat.sampling import GenerationConfig, candidates, draw, penalty_window
+from bmcrypt.runtime import DeviceBuffer, DType, f32_from_bf16
+
+
+class TokenPicker:
+    """Picks tokens for one answer of ``engine`` according to ``config``."""
+
+    def __init__(self, engine: LlmEngine, config: GenerationConfig, model: str = "model") -> None:
+        layout = engine.layout
+        if config.mode not in layout.sampling_modes:
+            raise UnsupportedGeneration(
+                f"{model} computes only the most likely token on the device (its lm_head fuses "
+                f"the top-1); {config.mode} needs a build whose lm_head returns logits")
+        self.engine = engine
+        self.config = config
+        self.rng = config.rng()
+        rt = engine.rt
+        self._greedy_out: DeviceBuffer | None = None
+        self._sample: tuple[list[DeviceBuffer], list[DeviceBuffer]] | None = None
+        if config.mode == "greedy" and layout.greedy_head:
+            self._greedy_out = engine.scratch("greedy_head:out", 4)
+        elif config.mode == "penalty_sample" and layout.sample_head:
+            info = rt.net_info("sample_head")
+            ins = [engine.scratch(f"sample_head:in{i}", max(t.nbytes(), t.max_bytes))
+                   for i, t in enumerate(info.inputs[1:], 1)]
+            outs = [engine.scratch(f"sample_head:out{i}", max(t.nbytes(), t.max_bytes))
+                    for i, t in enumerate(info.outputs)]
+            self._sample = ins, outs
+            # Settings fixed for the answer: upload once. penalty, temperature, top_k, top_p.
+            top_k = min(config.top_k, layout.sample_top_k_max)
+            ins[1].upload(np.array([config.repeat_penalty], np.float32))
+            ins[2].upload(np.array([config.temperature], np.float32))
+            ins[3].upload(np.array([top_k], np.int32))
+            ins[4].upload(np.array([config.top_p], np.float32))
+
+    @property
+    def where(self) -> str:
+        """Where tokens are picked, for the stats: "lm_head", "greedy_head", "sample_head", "host"."""
+        if self.engine.layout.head == "top1":
+            return "lm_head"
+        if self._greedy_out is not None:
+            return "greedy_head"
+        return "sample_head" if self._sample is not None else "host"
+
+    def pick(self, history: Sequence[int]) -> int:
+        """The next token, given everything fed so far (prompt and answer, for the penalty)."""
+        engine, layout = self.engine, self.engine.layout
+        if layout.head == "top1":
+            return int(engine.head_output.download(np.int32, (1,))[0])
+        vocab = layout.vocab_size or 0
+        if self._greedy_out is not None:
+            engine.rt.launch_tensors("greedy_head", [engine.head_output], [self._greedy_out],
+                                     input_shapes=[(1, vocab)])
+            return int(self._greedy_out.download(np.int32, (1,))[0])
+        if self._sample is not None:
+            return self._sample_on_device(history)
+        logits = self._logits()
+        if self.config.mode == "greedy":
+            return int(np.argmax(logits))
+        probs, ids = candidates(logits, history, self.config)
+        return draw(probs, ids, self.rng)
+
+    def _sample_on_device(self, history: Sequence[int]) -> int:
+        assert self._sample is not None
+        engine, layout = self.engine, self.engine.layout
+        ins, outs = self._sample
+        seq = layout.seq_len
+        # As the vendor demos: the window first, the rest filled with the last token (the
+        # net penalises every id it is given once, so repeats change nothing).
+        window = penalty_window(history, self.config.repeat_last_n)
+        ids = np.full(seq, history[-1], np.int32)
+        ids[:len(window)] = window
+        ins[0].upload(ids)
+        top_k = min(self.config.top_k, layout.sample_top_k_max)
+        shapes = engine.rt.launch_tensors(
+            "sample_head", [engine.head_output, *ins], outs,
+            input_shapes=[(1, layout.vocab_size or 0), (1, seq), (1,), (1,), (1,), (1,)])
+        count = int(np.prod(shapes[0])) if shapes[0] else top_k
+        probs = outs[0].download(np.float32, (count,))
+        token_ids = outs[1].download(np.int32, (count,))
+        return draw(probs, token_ids, self.rng)
+
+    def _logits(self) -> np.ndarray:
+        layout = self.engine.layout
+        dtype = layout.logits_dtype or DType.F32
+        raw = self.engine.head_output.download(dtype.numpy, (layout.vocab_size or 0,))
+        return f32_from_bf16(raw) if dtype == DType.BF16 else raw.astype(np.float32)
