@@ -153,7 +153,7 @@ def read_bmodel(path: str | os.PathLike[str]) -> BModel:
     with _mapped(path) as (p, mm, header):
         fb = mm[header.header_size:header.binary_offset]
         file_size = len(mm)
-    return _build(p, file_size, header, _walk.decode(fb))
+    return build_model(p, file_size, header, _walk.decode(fb))
 
 
 class MappedBmodel:
@@ -249,7 +249,12 @@ def _module(m: dict[str, Any] | None, header: Header, what: str) -> Module | Non
                   m.get("mode", 0))
 
 
-def _build(path: Path, file_size: int, header: Header, root: dict[str, Any]) -> BModel:
+def build_model(path: Path, file_size: int, header: Header, root: dict[str, Any]) -> BModel:
+    """The typed model of a FlatBuffer already decoded and verified by ``_walk.decode``.
+
+    Every Binary is checked against ``header.binary_size``; the layout tiles ``file_size``
+    with ``header``'s sizes. Used for plain files and for decrypted ones (inspect --key).
+    """
     names = [_text(n["name"], "net name") for n in root["net"]]
     refs = collect_refs(root, names)
     check_refs(refs, header.binary_size)
