@@ -22,8 +22,18 @@ import numpy as np
 
 from bmcrypt.chat.engine import LlmEngine
 from bmcrypt.chat.errors import UnsupportedGeneration
+from bmcrypt.chat.layout import LlmLayout
 from bmcrypt.chat.sampling import GenerationConfig, candidates, draw, penalty_window
 from bmcrypt.runtime import DeviceBuffer, DType, f32_from_bf16
+
+
+def require_mode(layout: LlmLayout, mode: str, model: str = "model") -> None:
+    """Refuse a generation mode this build cannot do (``UnsupportedGeneration``)."""
+    if mode not in layout.sampling_modes:
+        raise UnsupportedGeneration(
+            f"{model} computes only the most likely token on the device (its lm_head fuses "
+            f"the top-1), so {mode} is impossible with it; {mode} needs a build whose lm_head "
+            "returns logits (llm_convert.py --do_sample)")
 
 
 class TokenPicker:
@@ -31,10 +41,7 @@ class TokenPicker:
 
     def __init__(self, engine: LlmEngine, config: GenerationConfig, model: str = "model") -> None:
         layout = engine.layout
-        if config.mode not in layout.sampling_modes:
-            raise UnsupportedGeneration(
-                f"{model} computes only the most likely token on the device (its lm_head fuses "
-                f"the top-1); {config.mode} needs a build whose lm_head returns logits")
+        require_mode(layout, config.mode, model)
         self.engine = engine
         self.config = config
         self.rng = config.rng()

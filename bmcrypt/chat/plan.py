@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ class ModelPlan:
     file_size: int
     device_mem: DeviceMem
     coeffs: dict[CoeffKey, int]  # distinct weight regions -> bytes
+    given_index: int = 0  # position on the command line (the load order may differ)
     shared_bytes: int = 0  # weight bytes already on the device from earlier models (predicted)
 
 
@@ -52,15 +53,15 @@ def plan_models(paths: Sequence[str | os.PathLike[str]],
                 keyring: Keyring | None = None) -> list[ModelPlan]:
     """Describe every file and return them in load order (see the module docstring)."""
     names = _names([Path(p) for p in paths])
-    plans = [_describe(Path(p), name, keyring) for p, name in zip(paths, names, strict=True)]
+    plans = [replace(_describe(Path(p), name, keyring), given_index=i)
+             for i, (p, name) in enumerate(zip(paths, names, strict=True))]
     plans.sort(key=lambda p: -p.device_mem.runtime)  # stable: ties keep the order given
     seen: set[CoeffKey] = set()
     out = []
     for plan in plans:
         shared = sum(size for key, size in plan.coeffs.items() if key in seen)
         seen.update(plan.coeffs)
-        out.append(ModelPlan(plan.path, plan.name, plan.state, plan.file_size, plan.device_mem,
-                             plan.coeffs, shared))
+        out.append(replace(plan, shared_bytes=shared))
     return out
 
 

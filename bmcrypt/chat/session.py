@@ -17,8 +17,8 @@ from typing import Any
 
 from bmcrypt.chat.conversation import Conversation, fit_prompt
 from bmcrypt.chat.engine import LlmEngine
-from bmcrypt.chat.errors import UnsupportedGeneration
 from bmcrypt.chat.generate import GenerationStats, generate
+from bmcrypt.chat.heads import require_mode
 from bmcrypt.chat.host import LoadedModel, ModelHost
 from bmcrypt.chat.sampling import GenerationConfig
 from bmcrypt.chat.tokenizer import ChatTokenizer
@@ -60,7 +60,8 @@ class ChatSession:
         self.conversation = Conversation(system=system)
         self._owns_host = owns_host
         self._engines: dict[str, LlmEngine] = {}
-        self.active = host.models[0]
+        # The first model given answers (the host loads them in another order).
+        self.active = min(host.models, key=lambda m: m.plan.given_index)
         self.use(self.active.name)  # refuses a mode the model cannot do, before any answer
 
     @classmethod
@@ -138,10 +139,7 @@ class ChatSession:
 
     @staticmethod
     def _check(model: LoadedModel, config: GenerationConfig) -> None:
-        if config.mode not in model.layout.sampling_modes:
-            raise UnsupportedGeneration(
-                f"{model.name} computes only the most likely token on the device (its lm_head "
-                f"fuses the top-1); {config.mode} needs a build whose lm_head returns logits")
+        require_mode(model.layout, config.mode, model.name)
 
     # ------------------------------------------------------------------ lifetime
 

@@ -45,7 +45,11 @@ def find_template(folder: Path, config: Mapping[str, Any]) -> str | None:
 def render(template: str, messages: Sequence[Message], *, add_generation_prompt: bool = True,
            variables: Mapping[str, Any] | None = None) -> str:
     """Render ``template`` for ``messages`` (dicts with "role" and "content")."""
-    import jinja2
+    try:
+        import jinja2
+    except ImportError:
+        raise TokenizerError("chat templates need the `jinja2` package",
+                             hint="pip install 'bmcrypt[chat]'") from None
 
     try:
         compiled = _compile(template)

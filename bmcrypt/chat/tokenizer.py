@@ -33,8 +33,11 @@ class ChatTokenizer:
     """Everything ``bmcrypt chat`` needs from a tokenizer folder."""
 
     def __init__(self, folder: str | Path) -> None:
-        from tokenizers import Tokenizer
-
+        try:
+            from tokenizers import Tokenizer
+        except ImportError:
+            raise TokenizerError("bmcrypt chat needs the `tokenizers` package",
+                                 hint="pip install 'bmcrypt[chat]'") from None
         self.folder = Path(folder)
         path = self.folder / "tokenizer.json"
         if not self.folder.is_dir():

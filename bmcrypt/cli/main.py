@@ -9,6 +9,7 @@ import typer
 from bmcrypt.cli import output
 from bmcrypt.cli.app import app
 import bmcrypt.cli.cmd_inspect  # noqa: F401
+import bmcrypt.cli.cmd_chat  # noqa: F401
 import bmcrypt.cli.cmd_run  # noqa: F401
 from bmcrypt.errors import BmcryptError
 

@@ -45,9 +45,9 @@ from bmcrypt.inspect.report import (
 )
 from bmcrypt.inspect.sealed import (
     foreign_report,
+    model_from_flatbuffer,
     opened_report,
     sealed_report,
-    model_from_flatbuffer,
 )
 from bmcrypt.protect.opened import ENVELOPE_MAGIC, open_encrypted
 

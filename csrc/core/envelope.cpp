@@ -56,9 +56,11 @@ class SegmentOpener : SegmentCipher<Gcm::Decryption> {
  public:
   using SegmentCipher::SegmentCipher;
   bool open(const SegmentLayout& l, uint64_t i, const uint8_t* envelope, uint8_t* plaintext) {
+    return open_record(l, i, envelope + l.sealed_offset(i), plaintext);
+  }
+  bool open_record(const SegmentLayout& l, uint64_t i, const uint8_t* sealed, uint8_t* plaintext) {
     uint8_t nonce[kNonceSize];
     segment_nonce(i, l.last(i), nonce);
-    const uint8_t* sealed = envelope + l.sealed_offset(i);
     const size_t n = size_t(l.plain_len(i));
     return gcm_.DecryptAndVerify(plaintext, sealed + n, kSegmentTagSize, nonce, kNonceSize, aad_,
                                  kPublicHeaderSize, sealed, n);
@@ -69,12 +71,14 @@ class SegmentSealer : SegmentCipher<Gcm::Encryption> {
  public:
   using SegmentCipher::SegmentCipher;
   void seal(const SegmentLayout& l, uint64_t i, const uint8_t* plaintext, uint8_t* envelope) {
+    seal_record(l, i, plaintext + l.plain_offset(i), envelope + l.sealed_offset(i));
+  }
+  void seal_record(const SegmentLayout& l, uint64_t i, const uint8_t* plaintext, uint8_t* sealed) {
     uint8_t nonce[kNonceSize];
     segment_nonce(i, l.last(i), nonce);
-    uint8_t* sealed = envelope + l.sealed_offset(i);
     const size_t n = size_t(l.plain_len(i));
     gcm_.EncryptAndAuthenticate(sealed, sealed + n, kSegmentTagSize, nonce, kNonceSize, aad_,
-                                kPublicHeaderSize, plaintext + l.plain_offset(i), n);
+                                kPublicHeaderSize, plaintext, n);
   }
 };
 
@@ -89,6 +93,36 @@ bool open_segments(const EnvelopeHeader& h, const SegmentLayout& l, const Secret
       return opener->open(l, seg, envelope, out + (l.plain_offset(seg) - base));
     };
   });
+}
+
+// The fields of a public header a streaming call was handed (the caller made or parsed it).
+EnvelopeHeader public_fields(ByteView pub, const FileKeys& keys) {
+  if (pub.size != kPublicHeaderSize || !has_envelope_magic(pub) || pub.data[4] != kFormatVersion ||
+      pub.data[5] != kAlgorithm || pub.data[6] > uint8_t(Kind::weights))
+    throw Error(Errc::bad_argument, "not the 48-byte public header of a v1 envelope");
+  EnvelopeHeader h;
+  std::memcpy(h.public_header.data(), pub.data, kPublicHeaderSize);
+  h.kind = Kind(pub.data[6]);
+  h.seg_log2 = pub.data[7];
+  h.plaintext_len = load_le64(pub.data + 8);
+  envelope_size(h.plaintext_len, h.seg_log2);  // range checks
+  std::memcpy(h.file_id.data(), pub.data + 16, kFileIdSize);
+  std::memcpy(h.region_salt.data(), pub.data + 32, kFileIdSize);
+  if (h.file_id != keys.file_id) throw Error(Errc::bad_argument, "the envelope is of another file");
+  if (keys.dk.size() != kKeySize) throw Error(Errc::bad_argument, "no data key");
+  return h;
+}
+
+// How many segments from `first` a run of `bytes` bytes holds (records carry `overhead` more).
+uint64_t segment_run(const SegmentLayout& l, uint64_t first, uint64_t bytes, uint64_t overhead) {
+  if (first >= l.count) throw Error(Errc::bad_argument, "segment index past the envelope's end");
+  const uint64_t rest = l.plaintext_len - std::min(l.plaintext_len, l.plain_offset(first)) +
+                        overhead * (l.count - first);
+  if (bytes == rest) return l.count - first;
+  const uint64_t record = l.size + overhead;
+  if (bytes == 0 || bytes % record != 0 || bytes / record >= l.count - first)
+    throw Error(Errc::bad_argument, "not a run of whole segments");
+  return bytes / record;
 }
 
 [[noreturn]] void truncated(const char* what) {
@@ -211,6 +245,55 @@ void seal_envelope(const FileKeys& keys, Kind kind, ByteView plaintext, uint8_t*
       return true;
     };
   });
+}
+
+size_t seal_segments(const FileKeys& keys, ByteView public_header, uint64_t first,
+                     ByteView plaintext, uint8_t* out, size_t out_capacity) {
+  const EnvelopeHeader h = public_fields(public_header, keys);
+  const SegmentLayout l(h.plaintext_len, h.seg_log2);
+  const uint64_t count = segment_run(l, first, plaintext.size, 0);
+  const size_t written = plaintext.size + size_t(count) * kSegmentTagSize;
+  if (out_capacity < written || (!plaintext.data && plaintext.size))
+    throw Error(Errc::bad_argument, "output buffer too small");
+  const SecretBytes pk = payload_key(keys.dk.data(), h.region_salt);
+  for_each_item(count, [&]() -> ItemWorker {
+    auto sealer = std::make_shared<SegmentSealer>(pk, h.public_header.data());
+    return [&, sealer](uint64_t i) {
+      sealer->seal_record(l, first + i, plaintext.data + i * l.size,
+                          out + i * (l.size + kSegmentTagSize));
+      return true;
+    };
+  });
+  return written;
+}
+
+size_t open_segments(const FileKeys& keys, ByteView public_header, uint64_t first,
+                     ByteView records, uint8_t* out, size_t out_capacity) {
+  const EnvelopeHeader h = public_fields(public_header, keys);
+  const SegmentLayout l(h.plaintext_len, h.seg_log2);
+  const uint64_t count = segment_run(l, first, records.size, kSegmentTagSize);
+  const size_t written = records.size - size_t(count) * kSegmentTagSize;
+  if (out_capacity < written || (!records.data && records.size))
+    throw Error(Errc::bad_argument, "output buffer too small");
+  const SecretBytes pk = payload_key(keys.dk.data(), h.region_salt);
+  bool ok = false;
+  try {
+    ok = for_each_item(count, [&]() -> ItemWorker {
+      auto opener = std::make_shared<SegmentOpener>(pk, h.public_header.data());
+      return [&, opener](uint64_t i) {
+        return opener->open_record(l, first + i, records.data + i * (l.size + kSegmentTagSize),
+                                   out + i * l.size);
+      };
+    });
+  } catch (...) {
+    wipe(out, written);
+    throw;
+  }
+  if (!ok) {
+    wipe(out, written);
+    throw Error(Errc::tampered, "envelope does not authenticate");
+  }
+  return written;
 }
 
 }  // namespace bmcrypt

@@ -70,4 +70,17 @@ void stream_envelope(const EnvelopeHeader& header, ByteView envelope, const Secr
 void seal_envelope(const FileKeys& keys, Kind kind, ByteView plaintext, uint8_t* out,
                    unsigned seg_log2 = kDefaultSegLog2);
 
+// Streaming a large envelope with bounded memory: the segments [first, first + count) of the
+// envelope whose public header (48 bytes, its region salt chosen by the writer) is given. A run
+// is whole segments, or the rest of the envelope through its last segment. Parallel like the
+// whole-envelope calls. Both return the bytes written to out and throw Error(bad_argument) for
+// a run that is not one, a header of another file, or an output smaller than the result.
+// seal_segments: plaintext of the run -> its records (ciphertext || tag, 16 bytes more each).
+size_t seal_segments(const FileKeys& keys, ByteView public_header, uint64_t first,
+                     ByteView plaintext, uint8_t* out, size_t out_capacity);
+// open_segments: records of the run -> their plaintext; on failure out is wiped and
+// Error(tampered) thrown. The caller still owes the rest of the envelope its check.
+size_t open_segments(const FileKeys& keys, ByteView public_header, uint64_t first,
+                     ByteView records, uint8_t* out, size_t out_capacity);
+
 }  // namespace bmcrypt

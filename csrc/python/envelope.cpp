@@ -78,6 +78,16 @@ size_t seal_into(const FileKeys& keys, const py::buffer& data, const py::buffer&
   return size_t(n);
 }
 
+// A run of segments of one envelope (streaming): fn(public header, first, in, out) -> bytes out.
+template <class Run>
+size_t segments(const FileKeys& keys, const py::buffer& header, uint64_t first,
+                const py::buffer& data, const py::buffer& out, Run&& run) {
+  const InBuffer h(header), in(data);
+  const OutBuffer o(out);
+  py::gil_scoped_release release;
+  return run(keys, h.view(), first, in.view(), o.data(), o.size());
+}
+
 // Decrypts with dk, or with the key ring when dk is null.
 py::bytes open_with(const py::buffer& envelope, const FileKeys* keys) {
   const InBuffer in(envelope);
@@ -140,6 +150,18 @@ void register_envelope(py::module_& m) {
            py::arg("seg_log2") = kDefaultSegLog2, "Writes the envelope into `out`; returns its length")
       .def("open", [](const FileKeys& k, const py::buffer& e) { return open_with(e, &k); }, py::arg("envelope"),
            "The plaintext of an envelope of this file (no key ring involved)")
+      .def("seal_segments",
+           [](const FileKeys& k, const py::buffer& h, uint64_t first, const py::buffer& d, const py::buffer& o) {
+             return segments(k, h, first, d, o, seal_segments);
+           }, py::arg("public_header"), py::arg("first"), py::arg("data"), py::arg("out"),
+           "Seals a run of segments of the envelope with this 48-byte public header into `out`; "
+           "returns the bytes written")
+      .def("open_segments",
+           [](const FileKeys& k, const py::buffer& h, uint64_t first, const py::buffer& r, const py::buffer& o) {
+             return segments(k, h, first, r, o, open_segments);
+           }, py::arg("public_header"), py::arg("first"), py::arg("records"), py::arg("out"),
+           "Opens a run of segment records of the envelope with this public header into `out`; "
+           "returns the plaintext length (Tampered, with `out` wiped, if one fails)")
       .def("open_into", [](const FileKeys& k, const py::buffer& e, const py::buffer& o) { return open_into(e, o, &k); },
            py::arg("envelope"), py::arg("out"),
            "Decrypts an envelope of this file into the writable buffer `out`; returns the length")

@@ -77,9 +77,9 @@ bool bmrt_load_bmodel_with_decrypt(void* p_bmrt, const char* path, bm_decrypt_fu
 int bmrt_get_network_number(void* p_bmrt);
 void bmrt_get_network_names(void* p_bmrt, const char*** names);  // the array is malloc()ed
 const bm_net_info_t* bmrt_get_network_info(void* p_bmrt, const char* net);
-bool bmrt_launch_data(void* p_bmrt, const char* net, void* const inputs[], const bm_shape_t input_shapes[],
-                      int input_num, void* outputs[], bm_shape_t output_shapes[], int output_num,
-                      bool user_mem);
+bool bmrt_launch_data(void* p_bmrt, const char* net, void* const inputs[],
+                      const bm_shape_t input_shapes[], int input_num, void* outputs[],
+                      bm_shape_t output_shapes[], int output_num, bool user_mem);
 void bmrt_trace(void* p_bmrt);
 
 }  // extern "C"
@@ -93,8 +93,9 @@ struct Dtype {
   unsigned bits;
 };
 // Indexed by bm_data_type_t.
-const Dtype kDtypes[] = {{"f32", 32}, {"f16", 16}, {"i8", 8},    {"u8", 8}, {"i16", 16}, {"u16", 16},
-                         {"i32", 32}, {"u32", 32}, {"bf16", 16}, {"i4", 4}, {"u4", 4}};
+const Dtype kDtypes[] = {{"f32", 32}, {"f16", 16}, {"i8", 8},   {"u8", 8},
+                         {"i16", 16}, {"u16", 16}, {"i32", 32}, {"u32", 32},
+                         {"bf16", 16}, {"i4", 4},  {"u4", 4}};
 
 const Dtype* dtype(int code) {
   return code >= 0 && code < int(sizeof kDtypes / sizeof kDtypes[0]) ? &kDtypes[code] : nullptr;
@@ -166,13 +167,19 @@ void print_nets(void* bmrt, const std::vector<std::string>& names) {
   for (size_t n = 0; n < names.size(); ++n) {
     const bm_net_info_t* info = bmrt_get_network_info(bmrt, names[n].c_str());
     const bm_stage_info_t& stage = info->stages[0];
-    std::printf("net %zu: %s (%s, %d stage%s)\n", n, info->name, info->is_dynamic ? "dynamic" : "static",
-                info->stage_num, info->stage_num == 1 ? "" : "s");
-    for (int i = 0; i < info->input_num; ++i)
-      std::printf("  input  %s\n", describe(info->input_names[i], stage.input_shapes[i], info->input_dtypes[i]).c_str());
-    for (int i = 0; i < info->output_num; ++i)
-      std::printf("  output %s\n",
-                  describe(info->output_names[i], stage.output_shapes[i], info->output_dtypes[i]).c_str());
+    std::printf("net %zu: %s (%s, %d stage%s)\n", n, info->name,
+                info->is_dynamic ? "dynamic" : "static", info->stage_num,
+                info->stage_num == 1 ? "" : "s");
+    for (int i = 0; i < info->input_num; ++i) {
+      const std::string in =
+          describe(info->input_names[i], stage.input_shapes[i], info->input_dtypes[i]);
+      std::printf("  input  %s\n", in.c_str());
+    }
+    for (int i = 0; i < info->output_num; ++i) {
+      const std::string out =
+          describe(info->output_names[i], stage.output_shapes[i], info->output_dtypes[i]);
+      std::printf("  output %s\n", out.c_str());
+    }
   }
 }
 
@@ -245,7 +252,7 @@ int main(int argc, char** argv) {
 
   Runtime rt;  // from here on every return path runs bmrt_destroy + bm_dev_free
   if (!rt.bmrt()) {
-    std::fprintf(stderr, "bmcrypt_example: cannot open device 0 (bm_dev_request / bmrt_create failed)\n");
+    std::fprintf(stderr, "bmcrypt_example: cannot open device 0 (bm_dev_request failed)\n");
     return 1;
   }
   std::fflush(stdout);  // the runtime logs on its own streams; keep our lines in order
@@ -257,8 +264,9 @@ int main(int argc, char** argv) {
                  *why ? why : "the runtime refused the file (see its messages above)");
     return 1;
   }
-  std::printf("loaded with %s\n", verify_first ? "bmcrypt_load_bmodel (whole file verified first)"
-                                               : "bmrt_load_bmodel_with_decrypt + bmcrypt's decrypt");
+  std::printf("loaded with %s\n", verify_first
+                                     ? "bmcrypt_load_bmodel (whole file verified first)"
+                                     : "bmrt_load_bmodel_with_decrypt + bmcrypt's decrypt");
 
   const std::vector<std::string> names = net_names(rt.bmrt());
   if (names.empty()) {
