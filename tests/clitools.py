@@ -17,7 +17,7 @@ def bmcrypt(*args: str | os.PathLike[str], cwd: Path | None = None,
     for name in ("BMCRYPT_KEY_FILE", "BMCRYPT_PASSPHRASE"):
         full_env.pop(name, None)  # tests say explicitly which key a command gets
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "bmcrypt.cli.main", *map(str, args)],
+    return subprocess.run([sys.executable, "-P", "-m", "bmcrypt.cli.main", *map(str, args)],
                           cwd=cwd, env=full_env, capture_output=True, text=True,
                           timeout=timeout, input=stdin if stdin is not None else "")
 

@@ -40,7 +40,7 @@ def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _start_encrypt(model: Path, key: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "bmcrypt.cli.main", "encrypt", str(model),
+    return subprocess.Popen([sys.executable, "-P", "-m", "bmcrypt.cli.main", "encrypt", str(model),
                              "--key", str(key)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
 

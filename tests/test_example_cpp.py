@@ -45,7 +45,8 @@ def installed_cmake_dir() -> Path:
         pytest.skip(f"bmcrypt is not installed (imported from {bmcrypt_package.__file__}, which "
                     f"has no {path}): pip install the package to build the C++ example")
     package = Path(bmcrypt_package.__file__).resolve()
-    assert not package.is_relative_to(ROOT), f"tests must use the installed bmcrypt, not {package}"
+    source = (ROOT / "bmcrypt").resolve()
+    assert not package.is_relative_to(source), f"tests must use the installed bmcrypt, not {package}"
     return path
 
 

@@ -103,8 +103,9 @@ def encrypt(
         verb = "made" if done.backup.created else "kept existing"
         output_.note(f"{verb} backup {done.backup.path} (sha256 {done.backup.sha256[:16]}…)")
     r = done.report
-    output_.note(f"encrypted {done.target}: {r.sealed_regions} weight regions "
-                 f"({r.sealed_bytes} bytes) of {len(r.sealed_nets)} nets, key {r.key_id}")
+    output_.note(f"encrypted {done.target}: {output_.plural(r.sealed_regions, 'weight region')} "
+                 f"({r.sealed_bytes} bytes) of {output_.plural(len(r.sealed_nets), 'net')}, "
+                 f"key {r.key_id}")
 
 
 @app.command()
@@ -122,7 +123,8 @@ def decrypt(
     with output_.progress_bars() as bars:
         done = workflow.decrypt_model(model, secret, output=out, backup_path=backup,
                                       progress=bars)
-    output_.note(f"decrypted {done.target}: {done.report.weight_regions} weight regions verified")
+    regions = output_.plural(done.report.weight_regions, "weight region")
+    output_.note(f"decrypted {done.target}: {regions} verified")
 
 
 @app.command()
@@ -139,9 +141,9 @@ def verify(
     if json_:
         output_.print_json({"path": str(model), "ok": True, **dataclasses.asdict(report)})
         return
-    output_.out.print(f"{model}: OK — header, FlatBuffer, {report.weight_regions} weight "
-                      f"regions ({report.weight_bytes} bytes) authenticated with key "
-                      f"{report.key_id}", markup=False)
+    regions = output_.plural(report.weight_regions, "weight region")
+    output_.out.print(f"{model}: OK — header, FlatBuffer, {regions} ({report.weight_bytes} "
+                      f"bytes) authenticated with key {report.key_id}", markup=False)
     if report.clear_covered:
         output_.out.print(f"{model}: clear regions ({report.clear_bytes} bytes) match their "
                           "digest", markup=False)
@@ -169,7 +171,7 @@ def rekey(
                     hint="create one with `bmcrypt keygen -o NEW`")
     new = load_key_file(new_key) if new_key else _confirming_new_passphrase()
     report = workflow.rekey_model(model, old, new)
-    output_.note(f"rekeyed {model}: {report.envelopes} envelopes now open with key "
+    output_.note(f"rekeyed {model}: {output_.plural(report.envelopes, 'envelope')} now open with key "
                  f"{report.new_key_id} (no longer {report.old_key_id})")
 
 

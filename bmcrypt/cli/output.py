@@ -31,6 +31,11 @@ def error(exc: BmcryptError) -> None:
         err.print(f"bmcrypt: hint: {exc.hint}", markup=False)
 
 
+def plural(n: int, word: str) -> str:
+    """`1 net`, `2 nets`: counts in messages read like English."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def note(message: str) -> None:
     """A progress or status line for the human, never part of the data."""
     err.print(message, markup=False)

@@ -83,7 +83,7 @@ def run_isolated(
         with open(log, "ab") as log_file:
             try:
                 proc = subprocess.run(
-                    [sys.executable, "-m", "bmcrypt.runtime._child", str(job), str(answer),
+                    [sys.executable, "-P", "-m", "bmcrypt.runtime._child", str(job), str(answer),
                      str(log)],
                     stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                     env=_child_env(fn), timeout=timeout, check=False,
