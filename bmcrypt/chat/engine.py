@@ -1,10 +1,13 @@
-"""The device side of one LLM: prefill and decode steps on device buffers.
+"""The device side of one LLM: prefill and decode steps on device memory.
 
-Every tensor that flows between nets stays in device memory: the embedding writes the hidden
-states, each block reads them and writes the next ones (two buffers, ping-pong), ``lm_head``
-reads the last position's row in place (a view, no copy). The host only uploads what it
-decides (token ids, positions, masks: a few bytes per step, the prefill mask once per prompt)
-and reads back what ``lm_head`` produced (see ``heads.py``).
+Every tensor that flows between nets stays on the device. As in the vendor's chat demos, each
+net runs on the io memory the runtime keeps for it (``Runtime.io_buffers``): a "basic" net
+(addr_mode 0) given any other buffer makes the runtime copy its inputs in and its outputs out,
+which costs a device-to-device copy per tensor per launch. "io alone" nets (``block_cache_N``,
+the sampling heads) take any device buffer as it is, so they read the previous net's output
+where it lies and write straight into the next net's input. The host only uploads what it
+decides (token ids, positions, masks: a few bytes per step; the prefill mask once per prompt)
+and reads back what the head produced (see ``heads.py``).
 
 Conventions that reproduce the reference tokens (runtime-notes §3): additive masks of −10000
 in the mask's dtype; prefill positions ``0..n-1`` with mask row ``i`` open on ``0..i``; decode
@@ -35,100 +38,107 @@ def encode_floats(values: np.ndarray, dtype: DType) -> np.ndarray:
 
 
 class LlmEngine:
-    """Runs the nets of one loaded LLM; owns its device buffers and its KV cache."""
+    """Runs the nets of one loaded LLM; owns a few device buffers and the KV cache."""
 
     def __init__(self, rt: Runtime, layout: LlmLayout) -> None:
         self.rt = rt
         self.layout = layout
-        seq, lay = layout.seq_len, layout
-        self._embed_dynamic = rt.net_info("embedding").dynamic
         self._buffers: list[DeviceBuffer] = []
         self._scratch: dict[str, DeviceBuffer] = {}
-        self.ids = self._alloc(seq * 4)
-        self.token = self._alloc(4)
-        self.positions = self._alloc(seq * 4)
-        self.hidden = (self._alloc(seq * lay.hidden_bytes), self._alloc(seq * lay.hidden_bytes))
-        self.prefill_mask = (self._alloc(seq * seq * lay.mask_dtype.itemsize)
-                             if lay.prefill_mask else None)
-        self.decode_mask = self._alloc((seq + 1) * lay.mask_dtype.itemsize)
+        self._io: dict[str, tuple[list[DeviceBuffer], list[DeviceBuffer]]] = {}
+        self._embed_dynamic = rt.net_info("embedding").dynamic
+        seq, row = layout.seq_len, layout.hidden_bytes
+        # Decode-side buffers of our own: the io-alone block_cache nets take them as they are.
+        self.x = (self._alloc(row), self._alloc(row))
+        self.position = self._alloc(4)
+        self.decode_mask = self._alloc((seq + 1) * layout.mask_dtype.itemsize)
         cache_out = rt.net_info("block_cache_0").outputs
         self.k_row = self._alloc(cache_out[1].nbytes())
         self.v_row = self._alloc(cache_out[2].nbytes())
-        lm_out = rt.net_info("lm_head").outputs[0]
-        #: What lm_head wrote for the latest position: a token id or the logits.
-        self.head_output = self._alloc(max(lm_out.nbytes(), lm_out.max_bytes))
         self.cache = KVCache(rt, layout)
-        self._closed_row = encode_floats(np.array([MASKED]), lay.mask_dtype)[0]
-        self._open_row = encode_floats(np.array([0.0]), lay.mask_dtype)[0]
+        #: What lm_head wrote for the latest position: a token id or the logits.
+        self.head_output = self.io("lm_head")[1][0]
+        self._closed = encode_floats(np.array([MASKED]), layout.mask_dtype)[0]
+        self._open = encode_floats(np.array([0.0]), layout.mask_dtype)[0]
 
     @property
     def device_bytes(self) -> int:
-        """Device memory this engine allocated (buffers and KV cache)."""
+        """Device memory this engine allocated (its buffers and the KV cache)."""
         return sum(b.size for b in self._buffers) + self.cache.nbytes
+
+    def io(self, net: str) -> tuple[list[DeviceBuffer], list[DeviceBuffer]]:
+        """The runtime's own input and output memory of ``net`` (views, looked up once)."""
+        if net not in self._io:
+            self._io[net] = self.rt.io_buffers(net)
+        return self._io[net]
 
     # ------------------------------------------------------------------ steps
 
     def prefill(self, ids: Sequence[int]) -> None:
         """Run the whole prompt; afterwards ``head_output`` holds the head's answer for it."""
-        seq, n = self.layout.seq_len, len(ids)
+        lay = self.layout
+        seq, n, row = lay.seq_len, len(ids), lay.hidden_bytes
         if not 0 < n <= seq:
             raise ValueError(f"a prompt of {n} tokens does not fit a sequence of {seq}")
         padded = np.zeros(seq, np.int32)
         padded[:n] = ids
-        self.ids.upload(padded)
         embed_len = n if self._embed_dynamic else seq
-        self.rt.launch_tensors("embedding", [self.ids], [self.hidden[0]],
-                               input_shapes=[(1, embed_len)])
-        self.positions.upload(np.arange(seq, dtype=np.int32) * (np.arange(seq) < n))
-        run_len = n if self.layout.dynamic_prefill else seq
-        if self.prefill_mask is not None:
-            self.prefill_mask.upload(self._prefill_mask(n, run_len))
-        current = 0
-        for layer in range(self.layout.layers):
-            inputs = [self.hidden[current], self.positions]
-            shapes: list[tuple[int, ...]] = [(1, run_len, self.layout.hidden_size), (1, run_len)]
-            if self.prefill_mask is not None:
-                inputs.append(self.prefill_mask)
+        e_in, e_out = self.io("embedding")
+        e_in[0].upload(padded[:embed_len])
+        self._run("embedding", input_shapes=[(1, embed_len)])
+        run_len = n if lay.dynamic_prefill else seq
+        positions = np.where(np.arange(run_len) < n, np.arange(run_len), 0).astype(np.int32)
+        mask = self._prefill_mask(n, run_len) if lay.prefill_mask else None
+        hidden = e_out[0]
+        for layer in range(lay.layers):
+            net = f"block_{layer}"
+            ins, outs = self.io(net)
+            ins[0].copy_from(hidden, size=run_len * row)
+            ins[1].upload(positions)
+            shapes: list[tuple[int, ...]] = [(1, run_len, lay.hidden_size), (1, run_len)]
+            if mask is not None:
+                ins[2].upload(mask)
                 shapes.append((1, 1, run_len, run_len))
-            # K/V go straight into the cache: block_N's k/v outputs have the history's layout.
-            outputs = [self.hidden[1 - current], self.cache.keys[layer], self.cache.values[layer]]
-            self.rt.launch_tensors(f"block_{layer}", inputs, outputs, input_shapes=shapes)
-            current = 1 - current
-        row = self.layout.hidden_bytes
-        last = self.hidden[current].view((n - 1) * row, row)
-        self.rt.launch_tensors("lm_head", [last], [self.head_output])
+            self._run(net, input_shapes=shapes)
+            # k/v come out in the history's own layout: copy the prompt's rows into the cache.
+            kv = run_len * lay.kv_row_bytes
+            self.cache.keys[layer].copy_from(outs[1], size=kv)
+            self.cache.values[layer].copy_from(outs[2], size=kv)
+            hidden = outs[0]
+        lm_in = self.io("lm_head")[0][0]
+        lm_in.copy_from(hidden, size=row, src_offset=(n - 1) * row)
+        self._run("lm_head")
 
     def decode(self, token: int, position: int) -> None:
         """Feed ``token`` at ``position``; afterwards ``head_output`` holds the next answer."""
-        seq = self.layout.seq_len
+        lay = self.layout
+        seq = lay.seq_len
         if not 0 < position < seq:
             raise ValueError(f"position {position} is outside 1..{seq - 1}")
-        self.token.upload(np.array([token], np.int32))
-        row = self.layout.hidden_bytes
-        x = (self.hidden[0].view(0, row), self.hidden[1].view(0, row))
-        self.rt.launch_tensors("embedding_cache", [self.token], [x[0]])
-        pos = self.positions.view(0, 4)
-        pos.upload(np.array([position], np.int32))
-        mask = np.full(seq + 1, self._closed_row)
-        mask[:position] = self._open_row
-        mask[seq] = self._open_row
+        e_in, e_out = self.io("embedding_cache")
+        e_in[0].upload(np.array([token], np.int32))
+        self._run("embedding_cache")
+        # Into our own buffer first: a basic net's output may sit in memory the next net
+        # computes in (the vendor demos copy here too).
+        self.x[0].copy_from(e_out[0], size=lay.hidden_bytes)
+        self.position.upload(np.array([position], np.int32))
+        mask = np.full(seq + 1, self._closed)
+        mask[:position] = self._open
+        mask[seq] = self._open
         self.decode_mask.upload(mask)
+        lm_in = self.io("lm_head")[0][0]
         current = 0
-        for layer in range(self.layout.layers):
+        for layer in range(lay.layers):
+            last = layer == lay.layers - 1
+            out = lm_in if last else self.x[1 - current]  # the last block feeds lm_head directly
             self.rt.launch_tensors(
                 f"block_cache_{layer}",
-                [x[current], pos, self.decode_mask, self.cache.keys[layer],
+                [self.x[current], self.position, self.decode_mask, self.cache.keys[layer],
                  self.cache.values[layer]],
-                [x[1 - current], self.k_row, self.v_row])
+                [out, self.k_row, self.v_row])
             self.cache.store(layer, self.k_row, self.v_row, position)
             current = 1 - current
-        self.rt.launch_tensors("lm_head", [x[current]], [self.head_output])
-
-    def free(self) -> None:
-        """Give back the device memory (``Runtime.close`` does it too)."""
-        for buf in self._buffers:
-            buf.free()
-        self.cache.free()
+        self._run("lm_head")
 
     def scratch(self, key: str, nbytes: int) -> DeviceBuffer:
         """A device buffer kept for reuse under ``key`` (allocated on first use)."""
@@ -137,7 +147,17 @@ class LlmEngine:
             buf = self._scratch[key] = self._alloc(nbytes)
         return buf
 
+    def free(self) -> None:
+        """Give back the device memory (``Runtime.close`` does it too)."""
+        for buf in self._buffers:
+            buf.free()
+        self.cache.free()
+
     # ------------------------------------------------------------------ helpers
+
+    def _run(self, net: str, input_shapes: list[tuple[int, ...]] | None = None) -> None:
+        ins, outs = self.io(net)
+        self.rt.launch_tensors(net, ins, outs, input_shapes=input_shapes)
 
     def _alloc(self, nbytes: int) -> DeviceBuffer:
         buf = self.rt.alloc(max(nbytes, 4))
@@ -146,7 +166,7 @@ class LlmEngine:
 
     def _prefill_mask(self, n: int, size: int) -> np.ndarray:
         # Static builds: SEQ x SEQ, rows past the prompt all closed (their outputs are unused).
-        mask = np.full((size, size), self._closed_row)
+        mask = np.full((size, size), self._closed)
         causal = np.tril(np.ones((n, n), dtype=bool))
-        mask[:n, :n] = np.where(causal, self._open_row, self._closed_row)
+        mask[:n, :n] = np.where(causal, self._open, self._closed)
         return mask

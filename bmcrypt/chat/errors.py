@@ -33,7 +33,8 @@ class UnsupportedGeneration(ChatError):
 class PromptTooLong(ChatError):
     """The prompt leaves no room for an answer within the model's sequence length."""
 
-    default_hint = "shorten the prompt (or the system prompt), or use a model with a longer sequence"
+    default_hint = ("shorten the prompt (or the system prompt), "
+                    "or use a model with a longer sequence")
 
 
 class TokenizerError(ChatError):

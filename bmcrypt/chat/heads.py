@@ -59,14 +59,17 @@ class TokenPicker:
             self._sample = ins, outs
             # Settings fixed for the answer: upload once. penalty, temperature, top_k, top_p.
             top_k = min(config.top_k, layout.sample_top_k_max)
-            ins[1].upload(np.array([config.repeat_penalty], np.float32))
+            # The net always penalises the ids it is given; with an empty window there are
+            # none to give, so neutralise the penalty instead (as the host path does).
+            penalty = config.repeat_penalty if config.repeat_last_n else 1.0
+            ins[1].upload(np.array([penalty], np.float32))
             ins[2].upload(np.array([config.temperature], np.float32))
             ins[3].upload(np.array([top_k], np.int32))
             ins[4].upload(np.array([config.top_p], np.float32))
 
     @property
     def where(self) -> str:
-        """Where tokens are picked, for the stats: "lm_head", "greedy_head", "sample_head", "host"."""
+        """Where tokens are picked (for the stats): lm_head, greedy_head, sample_head or host."""
         if self.engine.layout.head == "top1":
             return "lm_head"
         if self._greedy_out is not None:
@@ -78,21 +81,19 @@ class TokenPicker:
         engine, layout = self.engine, self.engine.layout
         if layout.head == "top1":
             return int(engine.head_output.download(np.int32, (1,))[0])
-        vocab = layout.vocab_size or 0
+        if self.config.mode == "penalty_sample":
+            return draw(*self.candidates(history), self.rng)
         if self._greedy_out is not None:
             engine.rt.launch_tensors("greedy_head", [engine.head_output], [self._greedy_out],
-                                     input_shapes=[(1, vocab)])
+                                     input_shapes=[(1, layout.vocab_size or 0)])
             return int(self._greedy_out.download(np.int32, (1,))[0])
-        if self._sample is not None:
-            return self._sample_on_device(history)
-        logits = self._logits()
-        if self.config.mode == "greedy":
-            return int(np.argmax(logits))
-        probs, ids = candidates(logits, history, self.config)
-        return draw(probs, ids, self.rng)
+        return int(np.argmax(self.logits()))
 
-    def _sample_on_device(self, history: Sequence[int]) -> int:
-        assert self._sample is not None
+    def candidates(self, history: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """penalty_sample's candidates for the latest position: (probabilities, token ids),
+        from ``sample_head`` on the device if the build has it, else computed on the host."""
+        if self._sample is None:
+            return candidates(self.logits(), history, self.config)
         engine, layout = self.engine, self.engine.layout
         ins, outs = self._sample
         seq = layout.seq_len
@@ -107,11 +108,10 @@ class TokenPicker:
             "sample_head", [engine.head_output, *ins], outs,
             input_shapes=[(1, layout.vocab_size or 0), (1, seq), (1,), (1,), (1,), (1,)])
         count = int(np.prod(shapes[0])) if shapes[0] else top_k
-        probs = outs[0].download(np.float32, (count,))
-        token_ids = outs[1].download(np.int32, (count,))
-        return draw(probs, token_ids, self.rng)
+        return outs[0].download(np.float32, (count,)), outs[1].download(np.int32, (count,))
 
-    def _logits(self) -> np.ndarray:
+    def logits(self) -> np.ndarray:
+        """lm_head's logits for the latest position, as float32 on the host."""
         layout = self.engine.layout
         dtype = layout.logits_dtype or DType.F32
         raw = self.engine.head_output.download(dtype.numpy, (layout.vocab_size or 0,))

@@ -40,7 +40,8 @@ class KVCache:
     def store(self, layer: int, k_row: DeviceBuffer, v_row: DeviceBuffer, position: int) -> None:
         """Copy one new k/v row (device memory) into ``layer``'s history at ``position``."""
         if not 0 <= position < self.layout.seq_len:
-            raise ValueError(f"position {position} is outside the cache (0..{self.layout.seq_len - 1})")
+            raise ValueError(f"position {position} is outside the cache "
+                             f"(0..{self.layout.seq_len - 1})")
         row = self.layout.kv_row_bytes
         self.keys[layer].copy_from(k_row, size=row, dst_offset=position * row)
         self.values[layer].copy_from(v_row, size=row, dst_offset=position * row)

@@ -5,9 +5,11 @@ bmcrypt files through ``open_encrypted`` (which authenticates the header and the
 so a wrong key or a tampered header stops us here, before the simulator even starts).
 
 Load order: largest *runtime* memory first (the neuron memory the nets compute in, the
-"runtime" of ``model_tool --info``). libbmrt keeps one compute-memory region per device and
-lets later models reuse it when it is large enough, so the biggest user goes first; equal
-models keep the order given.
+"runtime" of ``model_tool --info``), the vendor demos' rule for runtimes that keep one
+compute-memory region per device and let later models reuse it when it is large enough; equal
+models keep the order given. (The simulator's libbmrt gives each net its own neuron memory;
+there the order leaves the total unchanged, measured.) Encrypted files are planned from their
+authenticated FlatBuffer, so their real figures are known, not guessed from the file size.
 
 Weight sharing: libbmrt keys every loaded weight region by (SHA-256 ``check_code``, plaintext
 size) and reuses a region already on the device instead of uploading it again, also across

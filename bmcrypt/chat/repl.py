@@ -87,9 +87,6 @@ def _command(session: ChatSession, line: str, renderer: Renderer) -> bool:
     elif name == "/model" and arg:
         try:
             session.use(arg)
-        except KeyError:
-            renderer.error(ChatError(f"no model named {arg!r} is loaded",
-                                     hint="/models lists them"))
         except ChatError as exc:
             renderer.error(exc)
         else:

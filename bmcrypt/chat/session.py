@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from bmcrypt.chat.conversation import Conversation, fit_prompt
 from bmcrypt.chat.engine import LlmEngine
+from bmcrypt.chat.errors import ChatError
 from bmcrypt.chat.generate import GenerationStats, generate
 from bmcrypt.chat.heads import require_mode
 from bmcrypt.chat.host import LoadedModel, ModelHost
@@ -38,12 +39,11 @@ class Answer:
     text: str
     stats: GenerationStats
     dropped_turns: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """``{"prompt_ids", "tokens", "text", "stats"}`` as ``bmcrypt chat --json`` prints it."""
         stats = {"model": self.model, **self.stats.to_json(),
-                 "dropped_turns": self.dropped_turns, **self.extra}
+                 "dropped_turns": self.dropped_turns}
         return {"prompt_ids": self.prompt_ids, "tokens": self.tokens, "text": self.text,
                 "stats": stats}
 
@@ -53,27 +53,28 @@ class ChatSession:
 
     def __init__(self, host: ModelHost, tokenizer: ChatTokenizer,
                  config: GenerationConfig | None = None, *, system: str | None = None,
-                 owns_host: bool = False) -> None:
+                 model: str | None = None, owns_host: bool = False) -> None:
         self.host = host
         self.tokenizer = tokenizer
         self.config = config or GenerationConfig()
         self.conversation = Conversation(system=system)
         self._owns_host = owns_host
         self._engines: dict[str, LlmEngine] = {}
-        # The first model given answers (the host loads them in another order).
+        # By default the first model given answers (the host loads them in another order).
         self.active = min(host.models, key=lambda m: m.plan.given_index)
-        self.use(self.active.name)  # refuses a mode the model cannot do, before any answer
+        self.use(model or self.active.name)  # refuses an impossible mode before any answer
 
     @classmethod
     def open(cls, models: Sequence[str | os.PathLike[str]], tokenizer_dir: str | os.PathLike[str],
              keyring: Keyring | None = None, *, config: GenerationConfig | None = None,
              strategy: Strategy = "callback", runtime_dir: str | os.PathLike[str] | None = None,
-             system: str | None = None) -> ChatSession:
-        """Read the tokenizer, load the models, and start a conversation."""
+             system: str | None = None, model: str | None = None) -> ChatSession:
+        """Read the tokenizer, load the models, and start a conversation with ``model`` (a
+        file name without .bmodel; default: the first one given) answering."""
         tokenizer = ChatTokenizer(tokenizer_dir)  # cheap: fail before the simulator starts
         host = ModelHost(models, keyring, strategy=strategy, runtime_dir=runtime_dir)
         try:
-            return cls(host, tokenizer, config, system=system, owns_host=True)
+            return cls(host, tokenizer, config, system=system, model=model, owns_host=True)
         except BaseException:
             host.close()
             raise
@@ -82,12 +83,22 @@ class ChatSession:
 
     def use(self, name: str) -> LoadedModel:
         """Make model ``name`` the one that answers (its buffers are set up on first use)."""
-        model = self.host.model(name)
+        try:
+            model = self.host.model(name)
+        except KeyError:
+            loaded = ", ".join(m.name for m in self.host.models)
+            raise ChatError(f"no model named {name!r} is loaded (loaded: {loaded})",
+                            hint="models are named by their file name without .bmodel") from None
         self._check(model, self.config)
         if name not in self._engines:
             self._engines[name] = LlmEngine(model.runtime, model.layout)
         self.active = model
         return model
+
+    @property
+    def engine(self) -> LlmEngine:
+        """The device pipeline of the answering model."""
+        return self._engines[self.active.name]
 
     def engine_bytes(self) -> int:
         """Device memory of the engines' own buffers (KV caches and activations)."""

@@ -92,9 +92,7 @@ def chat_cmd(
     keyring = _keyring(paths, key, passphrase)
     with ChatSession.open(paths, tokenizer, keyring, config=config,
                           strategy=cast(Strategy, strategy), runtime_dir=runtime,
-                          system=system) as session:
-        if model_name is not None:
-            _use(session, model_name)
+                          system=system, model=model_name) as session:
         _report_load(session)
         if ids is not None or prompt is not None:
             stream = None if json_ else _Terminal.stream_text
@@ -131,15 +129,6 @@ def _keyring(paths: list[Path], key: Path | None, passphrase: bool) -> Secret | 
     if not (os.environ.get(ENV_KEY_FILE) or os.environ.get(ENV_PASSPHRASE)):
         return None
     return resolve_keys(None, None)
-
-
-def _use(session: ChatSession, name: str) -> None:
-    try:
-        session.use(name)
-    except KeyError:
-        loaded = ", ".join(m.name for m in session.host.models)
-        raise ChatError(f"no model named {name!r} is loaded (loaded: {loaded})",
-                        hint="--model takes a model file's name without .bmodel") from None
 
 
 def _report_load(session: ChatSession) -> None:
