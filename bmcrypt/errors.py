@@ -13,6 +13,7 @@ and never contain key material; ``hint`` says what to do next.
     exit 7  KeyError_:     KeyFileError, NoKey
     exit 8  FileSafetyError: BackupConflict, Locked, InputFileError
     exit 9  VendorRuntimeError
+    exit 1  ChatError:     NotAnLlm, UnsupportedGeneration, PromptTooLong, TokenizerError
 """
 
 from __future__ import annotations
@@ -142,3 +143,41 @@ class Locked(FileSafetyError):
 class VendorRuntimeError(BmcryptError):
     exit_code = 9
     default_hint = "run scripts/fetch-runtime.sh, or pass --runtime DIR with libbmrt.so and libbmlib.so"
+
+
+# ---------------------------------------------------------------- the chat runtime
+
+
+class ChatError(BmcryptError):
+    """Base class of everything the chat pipeline refuses on purpose (exit code 1)."""
+
+    exit_code = 1
+
+
+class NotAnLlm(ChatError):
+    """The model lacks the nets (or shapes) of the tpu-mlir Qwen2-style LLM layout."""
+
+    default_hint = ("bmcrypt chat runs models converted by tpu-mlir's llm_convert.py "
+                    "(nets embedding, embedding_cache, block_N, block_cache_N, lm_head); "
+                    "`bmcrypt inspect MODEL` lists a file's nets")
+
+
+class UnsupportedGeneration(ChatError):
+    """The generation mode asked for is impossible with this build of the model."""
+
+    default_hint = "use --generation-mode greedy, or a model compiled with sampling heads"
+
+
+class PromptTooLong(ChatError):
+    """The prompt leaves no room for an answer within the model's sequence length."""
+
+    default_hint = ("shorten the prompt (or the system prompt), "
+                    "or use a model with a longer sequence")
+
+
+class TokenizerError(ChatError):
+    """The tokenizer folder is missing a file, or a file cannot be used."""
+
+    default_hint = ("--tokenizer takes the model's Hugging Face folder: tokenizer.json, "
+                    "tokenizer_config.json, and chat_template.jinja (or a chat_template in "
+                    "tokenizer_config.json)")

@@ -25,9 +25,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clitools import assert_clean_error
 
-from bmcrypt.chat import (ChatError, ChatSession, ChatTokenizer, GenerationConfig,
-                          UnsupportedGeneration, generate)
+from bmcrypt.chat import (
+    ChatError,
+    ChatSession,
+    ChatTokenizer,
+    GenerationConfig,
+    UnsupportedGeneration,
+    generate,
+)
 from bmcrypt.chat.heads import TokenPicker
 from bmcrypt.chat.sampling import candidates
 from bmcrypt.crypto import Secret
@@ -35,7 +42,6 @@ from bmcrypt.inspect import KeyChoice, inspect_file
 from bmcrypt.keys import generate_key_file
 from bmcrypt.loader import Strategy
 from bmcrypt.workflow import encrypt_model
-from clitools import assert_clean_error
 
 pytestmark = pytest.mark.runtime
 

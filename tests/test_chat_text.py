@@ -11,8 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bmcrypt.chat import (ChatError, ChatTokenizer, Conversation, GenerationConfig,
-                          PromptTooLong, TokenizerError, fit_prompt, plan_models)
+from bmcrypt.chat import (
+    ChatError,
+    ChatTokenizer,
+    Conversation,
+    GenerationConfig,
+    PromptTooLong,
+    TokenizerError,
+    fit_prompt,
+    plan_models,
+)
 from bmcrypt.chat.sampling import candidates, draw, penalize, penalty_window
 from bmcrypt.cli.main import main as cli_main
 from bmcrypt.crypto import UserKey

@@ -24,8 +24,6 @@ Modules, each owning one thing:
 
 from bmcrypt.chat.conversation import Conversation, FittedPrompt, Turn, fit_prompt
 from bmcrypt.chat.engine import LlmEngine
-from bmcrypt.chat.errors import (ChatError, NotAnLlm, PromptTooLong, TokenizerError,
-                                 UnsupportedGeneration)
 from bmcrypt.chat.generate import Generation, GenerationStats, generate
 from bmcrypt.chat.host import LoadedModel, ModelHost
 from bmcrypt.chat.layout import LlmLayout, read_layout
@@ -33,6 +31,13 @@ from bmcrypt.chat.plan import ModelPlan, plan_models
 from bmcrypt.chat.sampling import GENERATION_MODES, GenerationConfig
 from bmcrypt.chat.session import Answer, ChatSession
 from bmcrypt.chat.tokenizer import ChatTokenizer, StreamDecoder
+from bmcrypt.errors import (
+                                 ChatError,
+                                 NotAnLlm,
+                                 PromptTooLong,
+                                 TokenizerError,
+                                 UnsupportedGeneration,
+)
 
 __all__ = [
     "GENERATION_MODES",

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bmcrypt.chat.errors import PromptTooLong
 from bmcrypt.chat.template import Message
 from bmcrypt.chat.tokenizer import ChatTokenizer
+from bmcrypt.errors import PromptTooLong
 
 
 @dataclass(frozen=True)

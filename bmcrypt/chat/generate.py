@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from bmcrypt.chat.engine import LlmEngine
-from bmcrypt.chat.errors import PromptTooLong
 from bmcrypt.chat.heads import TokenPicker
 from bmcrypt.chat.sampling import GenerationConfig
+from bmcrypt.errors import PromptTooLong
 
 StopReason = Literal["eos", "max_new_tokens", "seq_len"]
 

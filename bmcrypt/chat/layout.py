@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from bmcrypt.chat.errors import NotAnLlm
+from bmcrypt.errors import NotAnLlm
 from bmcrypt.runtime import DType, NetInfo, Runtime
 
 HeadKind = Literal["top1", "logits"]

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from bmcrypt.chat.errors import ChatError
 from bmcrypt.chat.session import Answer, ChatSession
+from bmcrypt.errors import ChatError
 
 COMMANDS = {
     "/exit": "end the chat (also /quit, or end of input)",

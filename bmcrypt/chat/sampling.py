@@ -20,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 
-from bmcrypt.chat.errors import ChatError
+from bmcrypt.errors import ChatError
 
 GenerationMode = Literal["greedy", "penalty_sample"]
 GENERATION_MODES: tuple[GenerationMode, ...] = ("greedy", "penalty_sample")

@@ -17,13 +17,13 @@ from typing import Any
 
 from bmcrypt.chat.conversation import Conversation, fit_prompt
 from bmcrypt.chat.engine import LlmEngine
-from bmcrypt.chat.errors import ChatError
 from bmcrypt.chat.generate import GenerationStats, generate
 from bmcrypt.chat.heads import require_mode
 from bmcrypt.chat.host import LoadedModel, ModelHost
 from bmcrypt.chat.sampling import GenerationConfig
 from bmcrypt.chat.tokenizer import ChatTokenizer
 from bmcrypt.crypto import Keyring
+from bmcrypt.errors import ChatError
 from bmcrypt.loader import Strategy
 
 TextSink = Callable[[str], None]

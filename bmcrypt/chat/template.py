@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, NoReturn
 
-from bmcrypt.chat.errors import TokenizerError
+from bmcrypt.errors import TokenizerError
 
 Message = Mapping[str, str]
 
@@ -63,7 +63,6 @@ def render(template: str, messages: Sequence[Message], *, add_generation_prompt:
 
 @lru_cache(maxsize=8)
 def _compile(template: str) -> Any:
-    import jinja2
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,

@@ -20,8 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bmcrypt.chat.errors import TokenizerError
 from bmcrypt.chat.template import Message, find_template, render
+from bmcrypt.errors import TokenizerError
 
 #: Stop tokens of the Qwen chat format, used when the vocabulary has them.
 QWEN_STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")
