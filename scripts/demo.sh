@@ -31,11 +31,17 @@ print(f"encrypted model on the simulator vs onnxruntime: max abs error "
 PY
 
 step bmcrypt encrypt "$W/qwen2.bmodel" --key "$W/demo.key"
-if bmcrypt chat --help >/dev/null 2>&1; then
-  step bmcrypt chat "$W/qwen2.bmodel" --key "$W/demo.key" \
-      --tokenizer tests/fixtures/tiny-qwen2-tokenizer --prompt-ids 1,17,42,99,256,3 \
-      --max-new-tokens 16 --json
-  echo "expected tokens: $(python -c 'import json; print(json.load(open("tests/fixtures/qwen2_tiny_expected.json"))["greedy_tokens"])')"
-fi
+step bmcrypt chat "$W/qwen2.bmodel" --key "$W/demo.key" \
+    --tokenizer tests/fixtures/tiny-qwen2-tokenizer --prompt-ids 1,17,42,99,256,3 \
+    --max-new-tokens 16 --json > "$W/chat.json"
+step python - "$W/chat.json" <<'PY'
+import json
+import sys
+got = json.load(open(sys.argv[1]))["tokens"]
+want = json.load(open("tests/fixtures/qwen2_tiny_expected.json"))["greedy_tokens"]
+print("generated:", got)
+print("reference:", want, "(HF transformers on the same checkpoint)")
+sys.exit(0 if got == want else "the encrypted model's tokens differ from the reference")
+PY
 step bmcrypt verify "$W/qwen2.bmodel" --key "$W/demo.key"
 printf '\ndemo done: files in %s\n' "$W"
