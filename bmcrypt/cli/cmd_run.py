@@ -49,7 +49,8 @@ def run(
                 else list(arrays.values()))
         results = rt.run(name, feed)
     np.savez(out, **{t.name: r for t, r in zip(info.outputs, results, strict=True)})
-    output_.note(f"ran net {name!r} ({loaded.strategy}): {len(results)} outputs saved to {out}")
+    output_.note(f"ran net {name!r} ({loaded.strategy}): {output_.plural(len(results), 'output')} "
+                 f"saved to {out}")
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
