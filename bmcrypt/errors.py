@@ -142,7 +142,8 @@ class Locked(FileSafetyError):
 
 class VendorRuntimeError(BmcryptError):
     exit_code = 9
-    default_hint = "run scripts/fetch-runtime.sh, or pass --runtime DIR with libbmrt.so and libbmlib.so"
+    default_hint = ("run scripts/fetch-runtime.sh, or pass --runtime DIR with libbmrt.so and "
+                    "libbmlib.so")
 
 
 # ---------------------------------------------------------------- the chat runtime

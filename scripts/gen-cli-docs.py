@@ -25,7 +25,8 @@ locked), 9 vendor runtime. Errors are one line on stderr (`bmcrypt: error: …`)
 
 
 def help_text(*args: str) -> str:
-    env = dict(os.environ, COLUMNS="100", NO_COLOR="1", TERM="dumb", _TYPER_FORCE_DISABLE_TERMINAL="1")
+    env = dict(os.environ, COLUMNS="100", NO_COLOR="1", TERM="dumb",
+               _TYPER_FORCE_DISABLE_TERMINAL="1")
     out = subprocess.run([sys.executable, "-m", "bmcrypt.cli.main", *args, "--help"],
                          capture_output=True, text=True, env=env, check=True).stdout
     return "\n".join(line.rstrip() for line in out.strip().splitlines())

@@ -24,8 +24,8 @@ from bmcrypt.bmodel._fbs.bmodel.CmdGroup import CmdGroupT
 from bmcrypt.bmodel._fbs.bmodel.CoeffMem import CoeffMemT
 from bmcrypt.bmodel._fbs.bmodel.CoreCommands import CoreCommandsT
 from bmcrypt.bmodel._fbs.bmodel.CpuConst import CpuConstT
-from bmcrypt.bmodel._fbs.bmodel.CpuParam import CpuParamT
 from bmcrypt.bmodel._fbs.bmodel.CpuopModule import CpuopModuleT
+from bmcrypt.bmodel._fbs.bmodel.CpuParam import CpuParamT
 from bmcrypt.bmodel._fbs.bmodel.KernelModule import KernelModuleT
 from bmcrypt.bmodel._fbs.bmodel.Model import ModelT
 from bmcrypt.bmodel._fbs.bmodel.Net import NetT

@@ -15,14 +15,30 @@ from typing import Any
 
 import flatbuffers
 import pytest
-
 import synth
-from bmcrypt.bmodel import (EncryptionState, build_header, dtype_name, open_mapped, parse_header,
-                            probe_file, probe_header, read_bmodel, read_raw)
+
+from bmcrypt.bmodel import (
+    EncryptionState,
+    build_header,
+    dtype_name,
+    open_mapped,
+    parse_header,
+    probe_file,
+    probe_header,
+    read_bmodel,
+    read_raw,
+)
 from bmcrypt.bmodel._walk import SCHEMA, STRUCTS
 from bmcrypt.bmodel.writer import BinaryRegion, build_bmodel, make_binary, pack_flatbuffer
-from bmcrypt.errors import (AlreadyEncrypted, BmcryptError, Corrupt, ForeignEncrypted,
-                            InputFileError, NotABmodel, Truncated)
+from bmcrypt.errors import (
+    AlreadyEncrypted,
+    BmcryptError,
+    Corrupt,
+    ForeignEncrypted,
+    InputFileError,
+    NotABmodel,
+    Truncated,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 import synth
+
 from bmcrypt.bmodel import BinaryRegion, build_bmodel, read_bmodel, write_bmodel
 from bmcrypt.bmodel._fbs.bmodel.CoreCommands import CoreCommandsT
 from bmcrypt.bmodel.header import parse_header

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 import synth
+
 from bmcrypt.bmodel.writer import BinaryRegion, build_bmodel, make_binary
 from bmcrypt.cli.main import main
 from bmcrypt.crypto import Kind, Passphrase, UserKey, seal

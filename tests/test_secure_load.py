@@ -74,7 +74,7 @@ def plain_outputs() -> dict[str, tuple]:
 
 
 def _same(a: tuple, b: tuple) -> bool:
-    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 @pytest.mark.parametrize("strategy", ["callback", "memory"])

@@ -5,14 +5,44 @@
     m.nets[0].stages[0].inputs, m.device_mem, m.layout
 """
 
-from bmcrypt.bmodel.header import (EncryptionState, Header, HeaderProbe, build_header,
-                                   parse_header, probe_header)
-from bmcrypt.bmodel.model import (BModel, CoeffRegion, DeviceMem, HostMem, LayoutPart, Module,
-                                  Net, Span, Stage, Tensor, dtype_name)
-from bmcrypt.bmodel.reader import (MAX_FLATBUFFER_SIZE, MappedBmodel, RawBmodel, open_mapped,
-                                   probe_file, read_bmodel, read_raw)
-from bmcrypt.bmodel.writer import (BinaryRegion, build_bmodel, iter_bmodel, make_binary,
-                                   pack_flatbuffer, write_bmodel)
+from bmcrypt.bmodel.header import (
+                                   EncryptionState,
+                                   Header,
+                                   HeaderProbe,
+                                   build_header,
+                                   parse_header,
+                                   probe_header,
+)
+from bmcrypt.bmodel.model import (
+                                   BModel,
+                                   CoeffRegion,
+                                   DeviceMem,
+                                   HostMem,
+                                   LayoutPart,
+                                   Module,
+                                   Net,
+                                   Span,
+                                   Stage,
+                                   Tensor,
+                                   dtype_name,
+)
+from bmcrypt.bmodel.reader import (
+                                   MAX_FLATBUFFER_SIZE,
+                                   MappedBmodel,
+                                   RawBmodel,
+                                   open_mapped,
+                                   probe_file,
+                                   read_bmodel,
+                                   read_raw,
+)
+from bmcrypt.bmodel.writer import (
+                                   BinaryRegion,
+                                   build_bmodel,
+                                   iter_bmodel,
+                                   make_binary,
+                                   pack_flatbuffer,
+                                   write_bmodel,
+)
 
 __all__ = [
     "BModel", "BinaryRegion", "CoeffRegion", "DeviceMem", "EncryptionState", "Header",

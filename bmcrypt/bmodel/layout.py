@@ -84,7 +84,8 @@ def check_refs(refs: list[Ref], binary_size: int) -> None:
         # Python ints do not overflow: start + size is the true end even for u64 garbage.
         if r.start + r.size > binary_size:
             raise Corrupt(f"{r.label} points outside the file "
-                          f"(bytes {r.start}..{r.start + r.size} of a {binary_size}-byte binary region)")
+                          f"(bytes {r.start}..{r.start + r.size} of a {binary_size}-byte "
+                          "binary region)")
 
 
 def _merge(refs: list[Ref]) -> Iterator[tuple[int, int, str, list[str]]]:

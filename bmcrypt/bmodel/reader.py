@@ -25,14 +25,25 @@ from typing import Any, BinaryIO
 
 from bmcrypt.bmodel import _walk
 from bmcrypt.bmodel._fbs.bmodel.Model import Model, ModelT
-from bmcrypt.bmodel.header import (HEADER_SIZE, EncryptionState, Header, HeaderProbe, parse_header,
-                                   probe_header)
+from bmcrypt.bmodel.header import (
+    HEADER_SIZE,
+    EncryptionState,
+    Header,
+    HeaderProbe,
+    parse_header,
+    probe_header,
+)
 from bmcrypt.bmodel.layout import build_layout, check_refs, collect_refs
 from bmcrypt.bmodel.memory import memory_info
-from bmcrypt.bmodel.model import (BModel, CoeffRegion, Module, Net, Span, Stage, Tensor,
-                                  dtype_name)
-from bmcrypt.errors import (AlreadyEncrypted, Corrupt, ForeignEncrypted, InputFileError,
-                            NotABmodel, Truncated)
+from bmcrypt.bmodel.model import BModel, CoeffRegion, Module, Net, Span, Stage, Tensor, dtype_name
+from bmcrypt.errors import (
+    AlreadyEncrypted,
+    Corrupt,
+    ForeignEncrypted,
+    InputFileError,
+    NotABmodel,
+    Truncated,
+)
 
 #: Real FlatBuffers are KiB to a few MiB; a bigger one is damage (or an attack on our RAM).
 MAX_FLATBUFFER_SIZE = 1 << 30
@@ -58,7 +69,8 @@ class RawBmodel:
         re-pack with :func:`bmcrypt.bmodel.writer.pack_flatbuffer`."""
         try:
             return ModelT.InitFromObj(self.root())
-        except (IndexError, ValueError, TypeError, struct.error) as e:  # unreachable after the walker
+        # Unreachable after the walker; kept so that a bug there is still one clean error.
+        except (IndexError, ValueError, TypeError, struct.error) as e:
             raise Corrupt(f"metadata is damaged ({type(e).__name__})") from None
 
 
@@ -100,7 +112,8 @@ def _check_plain(first: bytes) -> Header:
 def _check_sizes(header: Header, file_size: int) -> None:
     if header.end > file_size:
         raise Truncated(f"file is {file_size} bytes but its header declares {header.end} "
-                        f"({header.header_size} + {header.flatbuffers_size} + {header.binary_size})")
+                        f"({header.header_size} + {header.flatbuffers_size} + "
+                        f"{header.binary_size})")
     if header.flatbuffers_size > MAX_FLATBUFFER_SIZE:
         raise Corrupt(f"flatbuffer size {header.flatbuffers_size} is over the 1 GiB limit")
 

@@ -1,4 +1,4 @@
-"""The commands. Each one parses its arguments, calls one library function and renders the result."""
+"""The commands: each parses its arguments, calls one library function, renders the result."""
 
 from __future__ import annotations
 
@@ -171,7 +171,8 @@ def rekey(
                     hint="create one with `bmcrypt keygen -o NEW`")
     new = load_key_file(new_key) if new_key else _confirming_new_passphrase()
     report = workflow.rekey_model(model, old, new)
-    output_.note(f"rekeyed {model}: {output_.plural(report.envelopes, 'envelope')} now open with key "
+    envelopes = output_.plural(report.envelopes, "envelope")
+    output_.note(f"rekeyed {model}: {envelopes} now open with key "
                  f"{report.new_key_id} (no longer {report.old_key_id})")
 
 

@@ -17,8 +17,8 @@ from typing import cast
 import typer
 
 from bmcrypt.chat import GENERATION_MODES, Answer, ChatError, ChatSession, GenerationConfig
-from bmcrypt.chat.sampling import GenerationMode
 from bmcrypt.chat.repl import run_repl
+from bmcrypt.chat.sampling import GenerationMode
 from bmcrypt.cli import output as output_
 from bmcrypt.cli.app import app
 from bmcrypt.crypto import Secret

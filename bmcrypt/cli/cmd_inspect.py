@@ -12,10 +12,15 @@ from bmcrypt.cli import inspect_view
 from bmcrypt.cli import output as output_
 from bmcrypt.cli.app import app
 from bmcrypt.errors import KeyProblem
-from bmcrypt.inspect import (Batch, KeyChoice, SomeFilesFailed, batch_json, inspect_file,
-                             inspect_files)
+from bmcrypt.inspect import (
+    Batch,
+    KeyChoice,
+    SomeFilesFailed,
+    batch_json,
+    inspect_file,
+    inspect_files,
+)
 from bmcrypt.keys import ENV_KEY_FILE, load_key_file, resolve_keys
-
 
 _HELP = (
     "Show what a model holds: chip, nets, IO, weights, memory, byte layout, encryption.\n\n"

@@ -14,8 +14,15 @@ from typing import Any
 from rich.text import Text
 
 from bmcrypt.cli.output import out
-from bmcrypt.inspect import (CoeffRegionInfo, Comparison, FileFailure, FileReport, ModuleInfo,
-                             NetInfo, TensorInfo)
+from bmcrypt.inspect import (
+    CoeffRegionInfo,
+    Comparison,
+    FileFailure,
+    FileReport,
+    ModuleInfo,
+    NetInfo,
+    TensorInfo,
+)
 
 _STATE_STYLE = {"plain": "green", "bmcrypt": "cyan", "foreign": "yellow"}
 _VERDICT_STYLE = {"identical": "green", "partly_shared": "yellow", "different": "red",

@@ -1,4 +1,4 @@
-"""All terminal output of the CLI: data to stdout, messages to stderr, progress only on a terminal."""
+"""All terminal output of the CLI: data to stdout, messages to stderr, progress on a terminal."""
 
 from __future__ import annotations
 
@@ -9,8 +9,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                           TransferSpeedColumn)
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from bmcrypt.errors import BmcryptError
 

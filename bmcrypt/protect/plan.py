@@ -192,7 +192,7 @@ def _u8(values: Any) -> list[int]:
 
 
 def _check_disjoint(ranges: list[tuple[int, int]]) -> None:
-    for (a_start, a_size), (b_start, _b_size) in zip(ranges, ranges[1:]):
+    for (a_start, a_size), (b_start, _b_size) in zip(ranges, ranges[1:], strict=False):
         if a_start + a_size > b_start:
             raise Corrupt("two weight regions overlap partially")
 
@@ -200,7 +200,8 @@ def _check_disjoint(ranges: list[tuple[int, int]]) -> None:
 def _layout(
     ranges: list[tuple[int, int]], region_size: int, new_size: Callable[[tuple[int, int]], int]
 ) -> tuple[Plan, dict[tuple[int, int], Piece]]:
-    """Lay out clear spans and replaced ranges in their original order, keeping residues mod 4 KiB."""
+    """Lay out clear spans and replaced ranges in their original order, keeping residues mod
+    4 KiB."""
     plan = Plan()
     mapping: dict[tuple[int, int], Piece] = {}
     old = new = 0
