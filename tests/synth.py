@@ -14,7 +14,7 @@ import hashlib
 import random
 import re
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -380,3 +380,18 @@ def random_model(rng: random.Random) -> bytes:
                                 cpu_mem_size=rng.randint(0, 100)))
         nets.append(net(f"n{ni}", stages, addr_mode=rng.randint(0, 4)))
     return build_bmodel(model(nets, chip=chip), region, align=region.align)
+
+
+#: The edge cases every test of whole files runs over (format, encryption, inspect); a test
+#: module adds its own to a copy of this table.
+EDGE_CASES: dict[str, Callable[[], bytes]] = {
+    "simple": simple,
+    "simple_compact": lambda: simple(align=1),
+    "many_nets": lambda: many_nets(12),
+    "multi_stage": multi_stage,
+    "shared_coeff": shared_coeff,
+    "duplicated_coeff": duplicated_coeff,
+    "empty_coeff": empty_coeff,
+    "no_coeff": no_coeff,
+    "dynamic_net": dynamic_net,
+}

@@ -140,15 +140,8 @@ def _trailing(align: int = 1) -> bytes:
 
 
 CASES: dict[str, Callable[[], bytes]] = {
-    "simple": synth.simple,
-    "simple_compact": lambda: synth.simple(align=1),
-    "many_nets": synth.many_nets,
-    "multi_stage": synth.multi_stage,
-    "shared_coeff": synth.shared_coeff,
-    "duplicated_coeff": synth.duplicated_coeff,
-    "empty_coeff": synth.empty_coeff,
-    "no_coeff": synth.no_coeff,
-    "dynamic_net": synth.dynamic_net,
+    **synth.EDGE_CASES,
+    "many_nets": synth.many_nets,  # the full 40
     **{f"addr_mode_{k}": (lambda k=k: synth.addr_mode(k)) for k in range(5)},
     "core_commands": _core_commands,
     "cpu_and_dynamic": _cpu_and_dynamic,

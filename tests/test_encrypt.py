@@ -34,14 +34,7 @@ KEY = UserKey(bytes(range(32)))
 OTHER = UserKey(bytes(range(1, 33)))
 
 SYNTHETIC: dict[str, Callable[[], bytes]] = {
-    "simple": synth.simple,
-    "many_nets": lambda: synth.many_nets(12),
-    "multi_stage": synth.multi_stage,
-    "shared_coeff": synth.shared_coeff,
-    "duplicated_coeff": synth.duplicated_coeff,
-    "empty_coeff": synth.empty_coeff,
-    "no_coeff": synth.no_coeff,
-    "dynamic_net": synth.dynamic_net,
+    **synth.EDGE_CASES,
     "compact": lambda: synth.many_nets(5, align=1),
 }
 

@@ -288,14 +288,7 @@ def _bm1684() -> bytes:
 
 
 SYNTHETIC: dict[str, Callable[[], bytes]] = {
-    "simple_compact": lambda: synth.simple(align=1),
-    "many_nets": lambda: synth.many_nets(12),
-    "multi_stage": synth.multi_stage,
-    "shared_coeff": synth.shared_coeff,
-    "duplicated_coeff": synth.duplicated_coeff,
-    "empty_coeff": synth.empty_coeff,
-    "no_coeff": synth.no_coeff,
-    "dynamic_net": synth.dynamic_net,
+    **synth.EDGE_CASES,
     "addr_mode_4": lambda: synth.addr_mode(4),
     "cpu_subnets_and_quantised_io": _cpu_subnets_and_quantised_io,
     "bm1684": _bm1684,

@@ -17,7 +17,7 @@ Modules, each owning one thing:
 - ``heads`` / ``sampling``: picking the next token (device heads or host), generation settings;
 - ``generate``: the token loop, stop conditions, timing;
 - ``tokenizer`` / ``template`` / ``conversation``: text, chat template, history truncation;
-- ``plan`` / ``host`` / ``siblings`` / ``memstat``: loading several models on one device,
+- ``plan`` / ``host`` / ``memstat``: loading several models on one device,
   load order, weight sharing, device memory measurement;
 - ``session``: all of it together; ``repl``: the interactive loop of ``bmcrypt chat``.
 """

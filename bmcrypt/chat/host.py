@@ -8,8 +8,8 @@ Steps, in an order chosen so that problems surface as early and as cheaply as po
 1. ``plan_models``: every file is read (encrypted ones authenticated) before the simulator
    starts: a missing file, a wrong key or a tampered header fails here, in milliseconds;
 2. the runtime opens; each model gets its own bmruntime instance on that device (the first
-   uses the ``Runtime`` itself, the others ``SiblingRuntime``s, see ``siblings.py``), in the
-   plan's order (largest runtime memory first);
+   uses the ``Runtime`` itself, the others ``SiblingRuntime``s, see
+   ``bmcrypt.runtime.sibling``), in the plan's order (largest runtime memory first);
 3. each file goes through ``bmcrypt.loader.load_model`` (plain, or encrypted through the
    decrypt callback or from memory), device memory is measured before and after;
 4. its nets are checked against the LLM layout (``NotAnLlm``).
@@ -28,10 +28,9 @@ from typing import Any
 from bmcrypt.chat.layout import LlmLayout, read_layout
 from bmcrypt.chat.memstat import DeviceMemoryMeter
 from bmcrypt.chat.plan import ModelPlan, plan_models
-from bmcrypt.chat.siblings import SiblingRuntime
 from bmcrypt.crypto import Keyring
 from bmcrypt.loader import Loaded, Strategy, load_model
-from bmcrypt.runtime import Runtime
+from bmcrypt.runtime import Runtime, SiblingRuntime
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from bmcrypt.runtime.isolate import LoadReport, check_load, run_isolated
 from bmcrypt.runtime.lifecycle import close_all, exit_now
 from bmcrypt.runtime.locate import find_lib_dir, find_model_tool, simulator_cache_dir
 from bmcrypt.runtime.nets import DType, NetInfo, TensorInfo, bf16_from_f32, f32_from_bf16
+from bmcrypt.runtime.sibling import SiblingRuntime
 
 __all__ = [
     "DType",
@@ -23,6 +24,7 @@ __all__ = [
     "LoadReport",
     "NetInfo",
     "Runtime",
+    "SiblingRuntime",
     "TensorInfo",
     "bf16_from_f32",
     "check_load",

@@ -10,15 +10,15 @@ handles corrupt each other on the simulator). ``SiblingRuntime`` is a ``Runtime`
 the device handle of an open one and owns only its bmruntime instance, so everything written
 for ``Runtime`` (``bmcrypt.loader.load_model``, ``launch_tensors``, ``alloc`` …) works on it.
 
-It relies on ``Runtime``'s private attributes (``_libs``, ``_handle``, ``_bmrt``, ``_buffers``,
-``_info_cache``): the day ``bmcrypt.runtime`` offers a public way to do this, use that.
-Close every sibling before its parent; ``close()`` of the parent does not know about them.
+It lives beside ``Runtime`` because it shares that class's internals (``_libs``, ``_handle``,
+``_bmrt``, ``_buffers``, ``_info_cache``). Close every sibling before its parent; ``close()`` of
+the parent does not know about them.
 """
 
 from __future__ import annotations
 
 from bmcrypt.errors import VendorRuntimeError
-from bmcrypt.runtime import Runtime
+from bmcrypt.runtime.device import Runtime
 from bmcrypt.runtime.devmem import DeviceBuffer
 from bmcrypt.runtime.nets import NetInfo
 
