@@ -12,19 +12,20 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import typer
 
-from bmcrypt.chat import GENERATION_MODES, Answer, ChatError, ChatSession, GenerationConfig
-from bmcrypt.chat.repl import run_repl
-from bmcrypt.chat.sampling import GenerationMode
 from bmcrypt.cli import output as output_
 from bmcrypt.cli.app import app
 from bmcrypt.crypto import Secret
 from bmcrypt.keys import ENV_KEY_FILE, ENV_PASSPHRASE, resolve_keys
-from bmcrypt.loader import STRATEGIES, Strategy
 from bmcrypt.workflow import file_state
+
+if TYPE_CHECKING:  # the chat pipeline (numpy, tokenizers) loads only when `chat` runs
+    from bmcrypt.chat import Answer, ChatError, ChatSession
+    from bmcrypt.chat.sampling import GenerationMode
+    from bmcrypt.loader import Strategy
 
 _MIB = 1 << 20
 
@@ -75,6 +76,10 @@ def chat_cmd(
 
     Type /help in the chat for its commands. Latency and tokens/s of every answer go to stderr.
     """
+    from bmcrypt.chat import GENERATION_MODES, ChatSession, GenerationConfig
+    from bmcrypt.chat.repl import run_repl
+    from bmcrypt.loader import STRATEGIES
+
     paths = [Path(p.strip()) for arg in models for p in arg.split(",") if p.strip()]
     if strategy not in STRATEGIES:
         raise typer.BadParameter(f"use one of {', '.join(STRATEGIES)}", param_hint="--strategy")
@@ -85,13 +90,13 @@ def chat_cmd(
         raise typer.BadParameter("give --prompt or --prompt-ids, not both",
                                  param_hint="--prompt-ids")
     ids = _parse_ids(prompt_ids) if prompt_ids is not None else None
-    config = GenerationConfig(mode=cast(GenerationMode, mode), max_new_tokens=max_new_tokens,
+    config = GenerationConfig(mode=cast("GenerationMode", mode), max_new_tokens=max_new_tokens,
                               temperature=temperature, top_p=top_p, top_k=top_k,
                               repeat_penalty=repeat_penalty, repeat_last_n=repeat_last_n,
                               seed=seed)
     keyring = _keyring(paths, key, passphrase)
     with ChatSession.open(paths, tokenizer, keyring, config=config,
-                          strategy=cast(Strategy, strategy), runtime_dir=runtime,
+                          strategy=cast("Strategy", strategy), runtime_dir=runtime,
                           system=system, model=model_name) as session:
         _report_load(session)
         if ids is not None or prompt is not None:

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 import typer
 
 from bmcrypt.cli import output as output_
 from bmcrypt.cli.app import app
 from bmcrypt.errors import BmcryptError, InputFileError
 from bmcrypt.keys import resolve_keys
-from bmcrypt.loader import STRATEGIES, load_model
 from bmcrypt.native import plugin_path
-from bmcrypt.runtime import Runtime
 from bmcrypt.workflow import file_state
+
+if TYPE_CHECKING:  # numpy and the vendor runtime load only when `run` runs
+    import numpy as np
 
 
 @app.command()
@@ -34,6 +35,11 @@ def run(
                                  help="How encrypted models load: callback or memory."),
 ) -> None:
     """Run one net of a model on inputs from an .npz file, like the vendor's model_runner."""
+    import numpy as np
+
+    from bmcrypt.loader import STRATEGIES, load_model
+    from bmcrypt.runtime import Runtime
+
     if strategy not in STRATEGIES:
         raise BmcryptError(f"unknown strategy {strategy!r}", hint="use callback or memory")
     keyring = None
@@ -54,6 +60,8 @@ def run(
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    import numpy as np
+
     try:
         with np.load(path) as data:
             return {k: data[k] for k in data.files}
