@@ -17,6 +17,8 @@ Plaintext never touches the disk in either.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -45,45 +47,74 @@ class Loaded:
 
 def load_model(rt: Runtime, path: str | os.PathLike[str], keyring: Keyring | None = None, *,
                strategy: Strategy = "callback") -> Loaded:
-    """Load `path` into `rt`: plain files as they are, bmcrypt files with `keyring`."""
+    """Load `path` into `rt`: plain files as they are, bmcrypt files with `keyring`.
+
+    When the runtime is not open yet, prefer `prepare` first and `Prepared.load_into` once it
+    is: the simulator's threads compete for the CPUs while a runtime is open.
+    """
+    with prepare(path, keyring, strategy=strategy) as prepared:
+        return prepared.load_into(rt)
+
+
+@contextmanager
+def prepare(path: str | os.PathLike[str], keyring: Keyring | None = None, *,
+            strategy: Strategy = "callback") -> Iterator[Prepared]:
+    """Do everything a load needs that does not need the runtime: check the file's state,
+    verify every byte (callback) or decrypt it into memory (memory). Secrets and plaintext live
+    only inside the ``with`` block: native keys are cleared, the buffer is wiped on exit."""
     path = Path(path)
     state = file_state(path)
-    before = set(rt.net_names())
-    if state == "plain":
-        rt.load(path)
-        used = "plain"
-    elif state == "foreign":
+    if state == "foreign":
         raise ForeignEncrypted(f"{path} is encrypted, but not by bmcrypt")
-    elif keyring is None:
+    if state == "plain":
+        yield Prepared(path, "plain", "plain")
+        return
+    if keyring is None:
         raise NoKey(f"{path} is encrypted; a key is needed to load it")
-    elif strategy == "memory":
+    if strategy == "memory":
         with open_encrypted(path, keyring) as opened:
             plain = unseal_to_memory(opened)
         try:
-            rt.load_bytes(plain)
+            yield Prepared(path, state, "memory", plain)
         finally:
             plain[:] = bytes(len(plain))  # do not leave the weights lying in freed memory
-        used = "memory"
     elif strategy == "callback":
-        _load_with_callback(rt, path, keyring)
-        used = "callback"
+        from bmcrypt import _native
+
+        _native.clear_keys()
+        try:
+            for secret in _secrets(keyring):
+                register_with_native(secret)
+            _native.verify_file(path)  # everything, before the runtime sees anything
+            yield Prepared(path, state, "callback")
+        finally:
+            _native.clear_keys()
     else:
         raise ValueError(f"unknown strategy {strategy!r}; use one of {STRATEGIES}")
-    added = tuple(n for n in rt.net_names() if n not in before)
-    return Loaded(path, state, used, added)
 
 
-def _load_with_callback(rt: Runtime, path: Path, keyring: Keyring) -> None:
-    from bmcrypt import _native
+@dataclass
+class Prepared:
+    """A model ready to go into a runtime (see `prepare`)."""
 
-    _native.clear_keys()
-    try:
-        for secret in _secrets(keyring):
-            register_with_native(secret)
-        _native.verify_file(path)  # everything, before the runtime sees anything
-        rt.load_with_decrypt(path, _native.decrypt_callback_address())
-    finally:
-        _native.clear_keys()
+    path: Path
+    state: str
+    strategy: str
+    plain: bytearray | None = None  # the memory strategy's decrypted model
+
+    def load_into(self, rt: Runtime) -> Loaded:
+        before = set(rt.net_names())
+        if self.strategy == "plain":
+            rt.load(self.path)
+        elif self.strategy == "memory":
+            assert self.plain is not None
+            rt.load_bytes(self.plain)
+        else:
+            from bmcrypt import _native
+
+            rt.load_with_decrypt(self.path, _native.decrypt_callback_address())
+        added = tuple(n for n in rt.net_names() if n not in before)
+        return Loaded(self.path, self.state, self.strategy, added)
 
 
 def _secrets(keyring: Keyring) -> list[UserKey | Passphrase]:
@@ -110,7 +141,7 @@ def check_load_and_run(path: str, key_file: str | None = None, *, strategy: Stra
     from bmcrypt.keys import load_key_file
 
     keyring = load_key_file(key_file) if key_file else None
-    with Runtime(runtime_dir) as rt:
-        loaded = load_model(rt, path, keyring, strategy=strategy)
+    with prepare(path, keyring, strategy=strategy) as prepared, Runtime(runtime_dir) as rt:
+        loaded = prepared.load_into(rt)
         outputs = tuple(rt.run(net, inputs or {})) if net else ()
         return LoadCheck(loaded.strategy, loaded.nets, rt.trace(), outputs)

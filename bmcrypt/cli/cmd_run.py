@@ -37,7 +37,7 @@ def run(
     """Run one net of a model on inputs from an .npz file, like the vendor's model_runner."""
     import numpy as np
 
-    from bmcrypt.loader import STRATEGIES, load_model
+    from bmcrypt.loader import STRATEGIES, prepare
     from bmcrypt.runtime import Runtime
 
     if strategy not in STRATEGIES:
@@ -46,8 +46,9 @@ def run(
     if file_state(model) == "bmcrypt":
         keyring = resolve_keys(key, passphrase or None)
     arrays = _read_npz(inputs)
-    with Runtime(runtime) as rt:
-        loaded = load_model(rt, model, keyring, strategy=strategy)  # type: ignore[arg-type]
+    # Verify (or decrypt) before the runtime opens: its threads compete for the CPUs.
+    with prepare(model, keyring, strategy=strategy) as ready, Runtime(runtime) as rt:  # type: ignore[arg-type]
+        loaded = ready.load_into(rt)
         name = _pick_net(loaded.nets, net)
         info = rt.net_info(name)
         names = [t.name for t in info.inputs]
