@@ -16,6 +16,7 @@ test: install runtime
 
 ## Benchmarks against same-run baselines (cp + sync, openssl speed, the vendor flow); see docs/benchmarks.md.
 bench: install runtime
+	$(PY) -m pip install -q ".[bench]"
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 ## A longer fuzz campaign of the bmodel reader (hypothesis).

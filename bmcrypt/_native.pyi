@@ -74,6 +74,14 @@ class FileKeys:
     def open_into(self, envelope: Buffer, out: Buffer) -> int:
         """Like `open`, decrypting straight into `out` (at least plaintext_len bytes); returns
         the plaintext length. On an authentication failure `out[:plaintext_len]` is zeroed."""
+    def seal_segments(self, public_header: Buffer, first: int, data: Buffer, out: Buffer) -> int:
+        """Streaming: seals the run of segments from number `first` (whole segments, or the
+        rest of the envelope) of the envelope whose 48-byte public header is given, into `out`
+        (16 bytes more per segment); returns the bytes written."""
+    def open_segments(self, public_header: Buffer, first: int, records: Buffer,
+                      out: Buffer) -> int:
+        """Streaming: opens a run of segment records from number `first` into `out`; returns
+        the plaintext length (Tampered, with `out` wiped, if one fails)."""
 
 def envelope_size(plaintext_len: int, seg_log2: int = 20) -> int:
     """The exact length of the envelope of a plaintext of this length."""

@@ -1,19 +1,33 @@
 """Turn a plain bmodel into a bmcrypt file (docs/FORMAT.md §2), streaming.
 
-Memory stays bounded by the chunk size and the FlatBuffer: weights are read from a memory map
-and written envelope segment by envelope segment. The header envelope E₁ and the FlatBuffer
-envelope E₂ come first in the file but are written last (E₂ carries the digest of the clear
-bytes, known only once they have streamed by); their lengths are known up front, so the binary
-region is written at its final offset and the writer seeks back once.
+Memory stays bounded by a few segments per thread and the FlatBuffer: weights are read and
+written envelope segment by envelope segment. The header envelope E₁ and the FlatBuffer envelope
+E₂ come first in the file but are written last (E₂ carries the digest of the clear bytes, known
+only once they have streamed by); their lengths are known up front, so the binary region is
+written at its final offsets and the header once at the end.
+
+Speed (numbers in docs/benchmarks.md): the envelopes are sealed in parallel, one job per
+envelope on as many threads as there are cores (hashing, the native core, pycryptodome and file
+writes all release the GIL), and one job copies the clear bytes in order. Within a job each
+segment is read once into a small buffer, then hashed against the check_code and encrypted while
+it is still in the CPU cache, then written where it belongs. The native core seals when
+`bmcrypt._native` is installed, pycryptodome otherwise: both write the same envelopes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import mmap
+import os
+import queue
+import stat
 import struct
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from bmcrypt.bmodel.header import MAGIC
 from bmcrypt.bmodel.reader import MappedBmodel
@@ -29,10 +43,13 @@ from bmcrypt.crypto import (
     envelope_length,
     seal,
 )
+from bmcrypt.crypto.layout import ID_LEN, TAG_LEN, Buffer, pack_public_header
 from bmcrypt.errors import Corrupt, InputFileError
-from bmcrypt.protect.plan import Plan, coeff_mems, plan_seal
+from bmcrypt.files.atomic import start_writeback
+from bmcrypt.protect.plan import Piece, Plan, coeff_mems, plan_seal
 
-CHUNK = 8 << 20  # bytes read per step: large enough for throughput, small for memory
+CHUNK = 8 << 20  # bytes per step: large enough for throughput, small for memory
+AHEAD = 32 << 20  # bytes of the input the kernel is kept reading ahead of each job
 TAIL_LEN = 56  # the header tail the runtime decrypts: u32 fb size, u64 binary size, 44 zeros
 
 Progress = Callable[[int], None]  # called with the number of plaintext bytes just processed
@@ -110,33 +127,343 @@ def seal_bmodel(src: MappedBmodel, out: BinaryIO, keys: FileKeys, *,
     )
 
 
+# ---------------------------------------------------------------- streaming in parallel
+
+
+class Streamer:
+    """Runs jobs on worker threads; each job is a sequence of work done in order by one thread.
+
+    Pieces of the new binary region have known offsets, so jobs write wherever their bytes go
+    (`pwrite`) in any order; without a file descriptor to write to, the jobs run one after the
+    other and their writes must come in file order. The work itself (hashing, the native core,
+    pycryptodome, file writes) releases the GIL, so the threads really run in parallel.
+
+    Written ranges are handed to the kernel's writeback early (`start_writeback`), so that the
+    disk works while the data is produced and the final fsync has little left to do.
+    """
+
+    WRITEBACK = 32 << 20  # bytes a job writes between two writeback kicks
+
+    def __init__(self, out: BinaryIO | None, out_base: int, progress: Progress | None) -> None:
+        self._out = out
+        self._base = out_base
+        self._fd: int | None = None
+        if out is not None:
+            out.flush()
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                self._fd = out.fileno()
+        self._progress = progress
+        self._reports: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._stop = threading.Event()
+
+    @property
+    def parallel(self) -> bool:
+        return self._out is None or self._fd is not None
+
+    def run(self, jobs: Sequence[Callable[[Streamer], None]]) -> None:
+        """Run every job (in parallel when `parallel`); raise the first failing job's error."""
+        workers = min(len(jobs), _cpu_count()) if self.parallel else 1
+        if workers <= 1:
+            for job in jobs:
+                job(self)
+                self._progress_from_queue(stop_at=0)
+            return
+        with ThreadPoolExecutor(workers, thread_name_prefix="bmcrypt") as pool:
+            futures = [pool.submit(self._guarded, job) for job in jobs]
+            try:
+                self._progress_from_queue(stop_at=len(jobs))
+            except BaseException:  # e.g. KeyboardInterrupt: stop the workers before leaving
+                self._stop.set()
+                raise
+        errors = [f.exception() for f in futures]  # in job order: the first failure names it
+        real = [e for e in errors if e is not None and not isinstance(e, _Stopped)]
+        if real:
+            raise real[0]
+
+    def _guarded(self, job: Callable[[Streamer], None]) -> None:
+        try:
+            job(self)
+        except BaseException:
+            self._stop.set()
+            raise
+        finally:
+            self._reports.put(-1)  # this job is over
+
+    def _progress_from_queue(self, stop_at: int) -> None:
+        """Pass the jobs' reports on to `progress` until `stop_at` jobs are over (0: drain)."""
+        over = 0
+        while over < stop_at or (stop_at == 0 and not self._reports.empty()):
+            n = self._reports.get()
+            if n < 0:
+                over += 1
+            elif self._progress:
+                self._progress(n)
+
+    # ------------------------------------------------------------ for the jobs
+
+    def report(self, n: int) -> None:
+        """Count n bytes as processed (progress is reported from the calling thread of run)."""
+        if self._stop.is_set():
+            raise _Stopped
+        self._reports.put(n)
+
+    def write(self, offset: int, data: Buffer, kick_from: int | None = None) -> None:
+        """Write `data` at `offset` of the region; with `kick_from`, start the writeback of the
+        bytes from there to the end of this write."""
+        view = memoryview(data)
+        if self._fd is None:
+            if self._out is not None:
+                self._out.write(view)
+            return
+        at = self._base + offset
+        while view:
+            n = os.pwrite(self._fd, view, at)
+            view, at = view[n:], at + n
+        if kick_from is not None:
+            start_writeback(self._fd, self._base + kick_from, offset + len(data) - kick_from)
+
+
+class _Stopped(Exception):
+    """Another job failed: this one stops early (its own result no longer matters)."""
+
+
+class Writeback:
+    """Tracks how much a job wrote since its last writeback kick (see `Streamer.write`)."""
+
+    def __init__(self) -> None:
+        self._since: int | None = None
+
+    def next(self, offset: int, length: int) -> int | None:
+        if self._since is None:
+            self._since = offset
+        if offset + length - self._since < Streamer.WRITEBACK:
+            return None
+        start, self._since = self._since, None
+        return start
+
+
+class Source:
+    """The input file, read two ways: views of its memory map, or `pread` into a reused buffer.
+
+    `pread` is for bytes that are checked afterwards (weights against their check_code, envelope
+    segments against their tags): it costs no page-table work and leaves the bytes in a buffer
+    that stays in the CPU cache for the hash and the cipher that follow (a third less CPU than
+    faulting the map in). It reads the file by its path again, so a file swapped meanwhile could
+    be read, but not undetected: its bytes would fail the check. Everything else is read from
+    the map, whose pages are let go once used so they do not pile up in the resident set.
+    """
+
+    def __init__(self, mapped: memoryview, path: str | os.PathLike[str]) -> None:
+        self._map = mapped.obj if isinstance(mapped.obj, mmap.mmap) else None
+        self._started: dict[int, int] = {}  # read_ahead: where each run (by its end) began
+        self._view = memoryview(mapped.obj) if self._map is not None else mapped
+        self.fd: int | None = None
+        with contextlib.suppress(OSError):
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            st = os.fstat(fd)
+            if stat.S_ISREG(st.st_mode) and st.st_size == len(self._view):
+                self.fd = fd
+                with contextlib.suppress(AttributeError, OSError):
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            else:
+                os.close(fd)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        self._view.release()
+
+    def view(self, offset: int, length: int) -> memoryview:
+        """Bytes of the map (unchecked bytes: what the map says is what gets used)."""
+        return self._view[offset:offset + length]
+
+    def checked(self, offset: int, length: int, buf: bytearray | None) -> memoryview:
+        """Bytes the caller checks before trusting them, read into `buf` when possible."""
+        if self.fd is None or buf is None:
+            return self.view(offset, length)
+        out = memoryview(buf)[:length]
+        done = 0
+        while done < length:
+            n = os.preadv(self.fd, [out[done:]], offset + done)
+            if n <= 0:
+                raise Corrupt("the file got shorter while it was being read")
+            done += n
+        return out
+
+    def read_ahead(self, pos: int, end: int, chunk: int) -> None:
+        """At `pos`, a chunk boundary of a run of reads ending at `end`: keep the kernel reading
+        `AHEAD` bytes in front of it, so that a cold file streams while the bytes are used. (The
+        run's first call asks for the whole window, the others for one chunk at its far end.)"""
+        if self._started.get(end) is None:
+            self._started[end] = pos
+            self.prefetch(pos, min(AHEAD, end - pos))
+        else:
+            far = pos + AHEAD - chunk
+            self.prefetch(far, min(chunk, end - far))
+
+    def prefetch(self, offset: int, length: int) -> None:
+        """Ask the kernel to read these bytes now (a cold file then streams)."""
+        if length <= 0:
+            return
+        if self.fd is not None:
+            with contextlib.suppress(AttributeError, OSError):
+                os.posix_fadvise(self.fd, offset, length, os.POSIX_FADV_WILLNEED)
+        else:
+            self._advise(mmap.MADV_WILLNEED, offset, length)
+
+    def release(self, offset: int, length: int) -> None:
+        """Done with these bytes of the map: drop them from this process's mapping (they stay in
+        the page cache)."""
+        self._advise(mmap.MADV_DONTNEED, offset, length)
+
+    def _advise(self, advice: int, offset: int, length: int) -> None:
+        if self._map is None or length <= 0:
+            return
+        start = offset - offset % mmap.PAGESIZE
+        with contextlib.suppress(OSError, ValueError):  # advice only
+            self._map.madvise(advice, start, offset + length - start)
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+# ---------------------------------------------------------------- envelopes, by engine
+
+
+def native_keys(keys: FileKeys) -> Any | None:
+    """The native core's twin of `keys` when the extension can stream envelopes, else None."""
+    try:
+        from bmcrypt import _native
+    except ImportError:
+        return None
+    if not hasattr(_native.FileKeys, "seal_segments"):
+        return None
+    return _native.FileKeys.from_parts(keys.file_id, keys.key_block, keys._dk)
+
+
+class _NativeEnvelope:
+    """One envelope sealed by the native core, segment by segment into one reused buffer."""
+
+    def __init__(self, nkeys: Any, keys: FileKeys, kind: int, plaintext_len: int,
+                 seg_log2: int) -> None:
+        self._public = pack_public_header(kind, seg_log2, plaintext_len, keys.file_id,
+                                          os.urandom(ID_LEN))
+        self.head = self._public + keys.key_block
+        self._nkeys, self._seg_log2 = nkeys, seg_log2
+        self._buf = bytearray(min(plaintext_len, 1 << seg_log2) + TAG_LEN)
+
+    def update(self, done: int, plain: memoryview) -> memoryview:
+        n = self._nkeys.seal_segments(self._public, done >> self._seg_log2, plain, self._buf)
+        return memoryview(self._buf)[:n]
+
+    def finish(self) -> bytes:
+        return b""
+
+
+class _PythonEnvelope:
+    """The same envelope through pycryptodome (`Sealer` emits the header with its first bytes)."""
+
+    head = b""
+
+    def __init__(self, keys: FileKeys, kind: int, plaintext_len: int, seg_log2: int) -> None:
+        self._sealer = Sealer(keys, kind, plaintext_len, seg_log2=seg_log2)
+
+    def update(self, done: int, plain: memoryview) -> bytearray:
+        return self._sealer.update(plain)
+
+    def finish(self) -> bytearray:
+        return self._sealer.finish()
+
+
 def _write_region(src: MappedBmodel, plan: Plan, out: BinaryIO, keys: FileKeys,
                   digest: ClearDigest, seg_log2: int, progress: Progress | None) -> None:
-    """Stream the pieces of the new binary region to `out` (positioned at its start)."""
-    for piece in plan.pieces:
+    """Stream the pieces of the new binary region to `out` (positioned at its start).
+
+    One job writes the clear pieces in order (the digest needs them in order), one job per
+    envelope seals the weights: hashing a segment and then encrypting it on the same thread
+    finds it still in the CPU's cache, which reading it once for each on two threads did not.
+    """
+    streamer = Streamer(out, out.tell(), progress)
+    source = Source(src.binary(0, 0), src.raw.path)
+    nkeys = native_keys(keys)
+    base = src.raw.header.binary_offset  # file offset of the binary region
+
+    def clear_job(pieces: list[Piece]) -> Callable[[Streamer], None]:
+        return lambda s: _copy_clear(source, base, pieces, digest, s)
+
+    def seal_job(piece: Piece) -> Callable[[Streamer], None]:
+        return lambda s: _seal_piece(source, base, piece, nkeys, keys, seg_log2, s)
+
+    if not streamer.parallel:  # one stream: every piece in file order
+        jobs = [clear_job([p]) if p.kind != "seal" else seal_job(p) for p in plan.pieces]
+    else:
+        seals = sorted(plan.seal_pieces(), key=lambda p: -p.plain_size)  # big ones first
+        jobs = [clear_job([p for p in plan.pieces if p.kind != "seal"])]
+        jobs += [seal_job(p) for p in seals]
+    try:
+        streamer.run(jobs)
+    finally:
+        source.close()
+
+
+def _copy_clear(source: Source, base: int, pieces: list[Piece], digest: ClearDigest,
+                s: Streamer) -> None:
+    wb = Writeback()
+    for piece in pieces:
         if piece.kind == "zero":
-            out.write(bytes(piece.size))
-            digest.update(piece.dst, bytes(piece.size))
-        elif piece.kind == "clear":
-            for done in range(0, piece.size, CHUNK):
-                chunk = src.binary(piece.src + done, min(CHUNK, piece.size - done))
-                out.write(chunk)
-                digest.update(piece.dst + done, chunk)
-                if progress:
-                    progress(len(chunk))
-        else:
-            sealer = Sealer(keys, Kind.WEIGHTS, piece.plain_size, seg_log2=seg_log2)
-            sha = hashlib.sha256()
-            for done in range(0, piece.plain_size, CHUNK):
-                chunk = src.binary(piece.src + done, min(CHUNK, piece.plain_size - done))
-                sha.update(chunk)
-                out.write(sealer.update(chunk))
-                if progress:
-                    progress(len(chunk))
-            out.write(sealer.finish())
-            if sha.digest() != piece.check_code:
-                raise Corrupt(f"the weights of net {piece.nets[0]!r} do not match their "
-                              "check_code: the model is damaged, nothing was encrypted")
+            zeros = bytes(piece.size)
+            digest.update(piece.dst, zeros)
+            s.write(piece.dst, zeros)
+            continue
+        at = base + piece.src
+        for done in range(0, piece.size, CHUNK):
+            view = source.view(at + done, min(CHUNK, piece.size - done))
+            source.read_ahead(at + done, at + piece.size, CHUNK)
+            digest.update(piece.dst + done, view)
+            s.write(piece.dst + done, view, wb.next(piece.dst + done, len(view)))
+            source.release(at + done, len(view))
+            s.report(len(view))
+
+
+def _seal_piece(source: Source, base: int, piece: Piece, nkeys: Any, keys: FileKeys,
+                seg_log2: int, s: Streamer) -> None:
+    envelope: _NativeEnvelope | _PythonEnvelope
+    if nkeys is not None:
+        envelope = _NativeEnvelope(nkeys, keys, Kind.WEIGHTS, piece.plain_size, seg_log2)
+    else:
+        envelope = _PythonEnvelope(keys, Kind.WEIGHTS, piece.plain_size, seg_log2)
+    pos = piece.dst
+    s.write(pos, envelope.head)
+    pos += len(envelope.head)
+    sha = hashlib.sha256()
+    size, segment = piece.plain_size, 1 << seg_log2
+    at = base + piece.src  # file offset of the weights
+    buf = bytearray(min(size, segment))
+    wb = Writeback()
+    chunk = max(CHUNK, segment)  # whole segments
+    for done in range(0, max(size, 1), segment):
+        if done % chunk == 0:  # the input a chunk at a time: read ahead, let go behind
+            source.read_ahead(at + done, at + size, chunk)
+            source.release(at + done - chunk, chunk if done else 0)
+        # Read once, then hashed and encrypted while still in the CPU cache. The check_code
+        # check below is what makes reading them by `pread` safe (see Source).
+        view = source.checked(at + done, min(segment, size - done), buf)
+        sha.update(view)
+        sealed = envelope.update(done, view)
+        s.write(pos, sealed, wb.next(pos, len(sealed)))
+        pos += len(sealed)
+        s.report(len(view))
+    s.write(pos, envelope.finish())
+    last = (max(size, 1) - 1) // chunk * chunk
+    source.release(at + last, size - last)
+    if sha.digest() != piece.check_code:
+        raise Corrupt(f"the weights of net {piece.nets[0]!r} do not match their "
+                      "check_code: the model is damaged, nothing was encrypted")
 
 
 def sealed_nets(model: object) -> list[str]:

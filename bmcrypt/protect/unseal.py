@@ -4,7 +4,13 @@ Verification and decryption are one pass over the binary region (docs/FORMAT.md 
 each weight envelope is authenticated segment by segment and its plaintext hashed against the
 check_code; the clear runs between envelopes are hashed into the manifest's digest. When an
 output stream is given, the plain model is written as it goes; the caller commits it only if
-this returns (see files.atomic_write).
+this returns (see files.atomic_write). `unseal_to_memory` decrypts into one buffer instead.
+
+Like sealing (seal.py), the envelopes are opened in parallel, one job per envelope, each segment
+read once into a small buffer (its tag makes reading it by `pread` safe), decrypted, and hashed
+while the plaintext is still in the CPU cache; into memory, segments are decrypted straight to
+their place in the buffer. The native core opens them when `bmcrypt._native` is installed,
+pycryptodome otherwise.
 """
 
 from __future__ import annotations
@@ -13,15 +19,16 @@ import hashlib
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from bmcrypt.bmodel.header import build_header
+from bmcrypt.bmodel.writer import pack_flatbuffer
 from bmcrypt.crypto import HEADER_LEN, ClearDigest, Kind, Unsealer, parse_header
+from bmcrypt.crypto.layout import TAG_LEN, Header
 from bmcrypt.errors import Corrupt, Tampered
 from bmcrypt.protect.opened import Opened
-from bmcrypt.protect.plan import Piece, plan_open
-from bmcrypt.bmodel.writer import pack_flatbuffer
-from bmcrypt.protect.seal import CHUNK
+from bmcrypt.protect.plan import Piece, Plan, plan_open
+from bmcrypt.protect.seal import CHUNK, Source, Streamer, Writeback, native_keys
 
 Progress = Callable[[int], None]
 
@@ -43,28 +50,15 @@ def unseal_file(opened: Opened, out: BinaryIO | None = None,
     """Verify `opened` completely; with `out`, also write the plain bmodel to it."""
     model = opened.unpack()
     plan = plan_open(model, opened.binary_size)
-    clear = [p for p in plan.pieces if p.kind == "clear"]
-    digest = ClearDigest([(p.src, p.size) for p in clear])
     if out is not None:
         flatbuffer = pack_flatbuffer(model)
         out.write(build_header(len(flatbuffer), plan.size))
         out.write(flatbuffer)
-    for piece in plan.pieces:
-        if piece.kind == "zero":
-            if out is not None:
-                out.write(bytes(piece.size))
-        elif piece.kind == "clear":
-            for done in range(0, piece.size, CHUNK):
-                chunk = opened.binary(piece.src + done, min(CHUNK, piece.size - done))
-                digest.update(piece.src + done, chunk)
-                if out is not None:
-                    out.write(chunk)
-                if progress:
-                    progress(len(chunk))
-        else:
-            _open_weights(opened, piece, out, progress)
-    clear_len, clear_sha = digest.finish()
+    streamer = Streamer(out, out.tell() if out is not None else 0, progress)
+    clear_len, clear_sha = _open_region(opened, plan, streamer, None)
     _check_digest(opened, clear_len, clear_sha)
+    if out is not None:
+        out.seek(0, io.SEEK_END)  # the pieces were written at their offsets, not in order
     manifest = opened.manifest
     sealed = plan.seal_pieces()
     return VerifyReport(
@@ -77,45 +71,14 @@ def unseal_file(opened: Opened, out: BinaryIO | None = None,
     )
 
 
-def _open_weights(opened: Opened, piece: Piece, out: BinaryIO | None,
-                  progress: Progress | None) -> None:
-    """Authenticate (and maybe write) one weight envelope; name the net when it fails."""
-    net = piece.nets[0]
-    envelope = opened.binary(piece.src, piece.src_size)
-    header = parse_header(envelope[:HEADER_LEN], whole=False)
-    header.check_length(piece.src_size)
-    if header.kind not in (Kind.WEIGHTS, Kind.GENERIC):
-        raise Corrupt(f"the weights of net {net!r} are not a weight envelope")
-    if header.file_id != opened.keys.file_id or header.key_block != opened.key_block:
-        raise Tampered(f"the weights of net {net!r} belong to another encrypted file")
-    if header.plaintext_len != piece.plain_size:
-        raise Corrupt(f"the weights of net {net!r} do not have their declared size")
-    unsealer = Unsealer(opened.keys, envelope_len=piece.src_size)
-    sha = hashlib.sha256()
-    try:
-        for done in range(0, piece.src_size, CHUNK):
-            plain = unsealer.update(envelope[done:done + CHUNK])
-            sha.update(plain)
-            if out is not None:
-                out.write(plain)
-            if progress:
-                progress(len(plain))
-        unsealer.finish()
-    except Tampered:
-        raise Tampered(f"the weights of net {net!r} were changed after encryption") from None
-    if sha.digest() != piece.check_code:
-        raise Tampered(f"the weights of net {net!r} do not match their check_code")
-
-
 def unseal_to_memory(opened: Opened) -> bytearray:
     """The plain bmodel of `opened` in one buffer, fully authenticated (or an exception).
 
     Weights are decrypted by the native core straight into their place in the buffer (in
-    parallel for large envelopes) when it is available; no other full-size copy is made.
+    parallel, envelope by envelope) when it is available; no other full-size copy is made.
     """
-    try:
-        from bmcrypt import _native
-    except ImportError:  # a source tree without the extension: the pure-Python path
+    nkeys = native_keys(opened.keys)
+    if nkeys is None:  # a source tree without the extension: the pure-Python path
         buf = io.BytesIO()
         unseal_file(opened, buf)
         return bytearray(buf.getbuffer())
@@ -125,41 +88,13 @@ def unseal_to_memory(opened: Opened) -> bytearray:
     head = build_header(len(flatbuffer), plan.size) + flatbuffer
     out = bytearray(len(head) + plan.size)
     out[:len(head)] = head
-    view = memoryview(out)[len(head):]
-    clear = [p for p in plan.pieces if p.kind == "clear"]
-    digest = ClearDigest([(p.src, p.size) for p in clear])
-    keys = _native.FileKeys.from_parts(opened.keys.file_id, opened.key_block,
-                                       opened.keys._dk)
     try:
-        for piece in plan.pieces:
-            if piece.kind == "clear":
-                chunk = opened.binary(piece.src, piece.size)
-                digest.update(piece.src, chunk)
-                view[piece.dst:piece.dst + piece.size] = chunk
-            elif piece.kind == "seal":
-                _open_weights_native(opened, piece, keys, view[piece.dst:piece.dst + piece.size])
-        _check_digest(opened, *digest.finish())
+        with memoryview(out) as whole, whole[len(head):] as view:
+            _check_digest(opened, *_open_region(opened, plan, Streamer(None, 0, None), view))
     except BaseException:
         out[:] = bytes(len(out))
         raise
     return out
-
-
-def _open_weights_native(opened: Opened, piece: Piece, keys: object, dst: memoryview) -> None:
-    net = piece.nets[0]
-    envelope = opened.binary(piece.src, piece.src_size)
-    header = parse_header(envelope[:HEADER_LEN], whole=False)
-    header.check_length(piece.src_size)
-    if header.file_id != opened.keys.file_id or header.key_block != opened.key_block:
-        raise Tampered(f"the weights of net {net!r} belong to another encrypted file")
-    if header.plaintext_len != piece.plain_size:
-        raise Corrupt(f"the weights of net {net!r} do not have their declared size")
-    try:
-        dst[:] = keys.open(envelope)  # type: ignore[attr-defined]
-    except Tampered:
-        raise Tampered(f"the weights of net {net!r} were changed after encryption") from None
-    if hashlib.sha256(dst).digest() != piece.check_code:
-        raise Tampered(f"the weights of net {net!r} do not match their check_code")
 
 
 def _check_digest(opened: Opened, clear_len: int, clear_sha: bytes) -> None:
@@ -168,3 +103,127 @@ def _check_digest(opened: Opened, clear_len: int, clear_sha: bytes) -> None:
                                                                                  clear_sha):
         raise Tampered("the clear regions (commands, kernel module, gaps) were changed after "
                        "encryption")
+
+
+# ---------------------------------------------------------------- the parallel pass
+
+
+class _Plain:
+    """Where plaintext goes: `memory` (a view of the plain binary region), else through the
+    streamer (a file, or nowhere when only verifying)."""
+
+    def __init__(self, streamer: Streamer, memory: memoryview | None) -> None:
+        self.streamer, self.memory = streamer, memory
+
+    def target(self, offset: int, n: int, scratch: bytearray) -> memoryview:
+        """Writable room for n plaintext bytes at `offset`: in place, or a scratch buffer."""
+        if self.memory is not None:
+            return self.memory[offset:offset + n]
+        return memoryview(scratch)[:n]
+
+    def put(self, offset: int, data: Any, writeback: Writeback | None = None) -> None:
+        """`data` belongs at `offset` (a no-op for a target that already is in place)."""
+        if self.memory is not None:
+            if not (isinstance(data, memoryview) and data.obj is self.memory.obj):
+                self.memory[offset:offset + len(data)] = data
+            return
+        kick = writeback.next(offset, len(data)) if writeback else None
+        self.streamer.write(offset, data, kick)
+
+
+def _open_region(opened: Opened, plan: Plan, streamer: Streamer,
+                 memory: memoryview | None) -> tuple[int, bytes]:
+    """Authenticate (and place) the whole binary region; returns the clear digest's result."""
+    source = Source(memoryview(opened.mm), opened.path)
+    plain = _Plain(streamer, memory)
+    digest = ClearDigest([(p.src, p.size) for p in plan.pieces if p.kind == "clear"])
+    nkeys = native_keys(opened.keys)
+    base = opened.binary_offset
+
+    def clear_job(pieces: list[Piece]) -> Callable[[Streamer], None]:
+        return lambda s: _copy_clear(source, base, pieces, digest, plain, s)
+
+    def seal_job(piece: Piece) -> Callable[[Streamer], None]:
+        return lambda s: _open_piece(opened, source, piece, nkeys, plain, s)
+
+    if not streamer.parallel:  # one output stream: every piece in file order
+        jobs = [clear_job([p]) if p.kind != "seal" else seal_job(p) for p in plan.pieces]
+    else:
+        jobs = [clear_job([p for p in plan.pieces if p.kind != "seal"])]
+        jobs += [seal_job(p) for p in plan.seal_pieces()]
+    try:
+        streamer.run(jobs)
+    finally:
+        source.close()
+    return digest.finish()
+
+
+def _copy_clear(source: Source, base: int, pieces: list[Piece], digest: ClearDigest,
+                plain: _Plain, s: Streamer) -> None:
+    wb = Writeback()
+    for piece in pieces:
+        if piece.kind == "zero":
+            plain.put(piece.dst, bytes(piece.size))
+            continue
+        at = base + piece.src
+        for done in range(0, piece.size, CHUNK):
+            view = source.view(at + done, min(CHUNK, piece.size - done))
+            source.read_ahead(at + done, at + piece.size, CHUNK)
+            digest.update(piece.src + done, view)
+            plain.put(piece.dst + done, view, wb)
+            source.release(at + done, len(view))
+            s.report(len(view))
+
+
+def _envelope_header(opened: Opened, piece: Piece) -> Header:
+    net = piece.nets[0]
+    header = parse_header(opened.binary(piece.src, min(HEADER_LEN, piece.src_size)), whole=False)
+    header.check_length(piece.src_size)
+    if header.kind not in (Kind.WEIGHTS, Kind.GENERIC):
+        raise Corrupt(f"the weights of net {net!r} are not a weight envelope")
+    if header.file_id != opened.keys.file_id or header.key_block != opened.key_block:
+        raise Tampered(f"the weights of net {net!r} belong to another encrypted file")
+    if header.plaintext_len != piece.plain_size:
+        raise Corrupt(f"the weights of net {net!r} do not have their declared size")
+    return header
+
+
+def _open_piece(opened: Opened, source: Source, piece: Piece, nkeys: Any, plain: _Plain,
+                s: Streamer) -> None:
+    """Authenticate (and place) one weight envelope; name the net when it fails."""
+    net = piece.nets[0]
+    header = _envelope_header(opened, piece)
+    at = opened.binary_offset + piece.src
+    segment = header.segment_size
+    record = segment + TAG_LEN
+    sha = hashlib.sha256()
+    wb = Writeback()
+    records_buf = bytearray(min(piece.src_size - HEADER_LEN, record))
+    scratch = bytearray(min(piece.plain_size, segment))
+    unsealer = None if nkeys is not None else Unsealer(opened.keys, envelope_len=piece.src_size)
+    if unsealer is not None:
+        unsealer.update(opened.binary(piece.src, HEADER_LEN))
+    chunk = max(CHUNK, record)
+    body = piece.src_size - HEADER_LEN
+    try:
+        for i, done in enumerate(range(0, body, record)):
+            if done % chunk < record:  # about once a chunk: read ahead, let go behind
+                source.read_ahead(at + HEADER_LEN + done, at + piece.src_size, chunk)
+                source.release(at + HEADER_LEN + done - chunk, chunk if done else 0)
+            records = source.checked(at + HEADER_LEN + done, min(record, body - done), records_buf)
+            if unsealer is not None:
+                text: Any = unsealer.update(records)
+            else:
+                text = plain.target(piece.dst + i * segment, len(records) - TAG_LEN, scratch)
+                nkeys.open_segments(header.public, i, records, text)
+            sha.update(text)
+            plain.put(piece.dst + i * segment, text, wb)
+            s.report(len(text))
+        if unsealer is not None:
+            unsealer.finish()
+    except Tampered:
+        raise Tampered(f"the weights of net {net!r} were changed after encryption") from None
+    finally:
+        source.release(at, piece.src_size)
+    if sha.digest() != piece.check_code:
+        raise Tampered(f"the weights of net {net!r} do not match their check_code")
