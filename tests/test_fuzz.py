@@ -37,7 +37,9 @@ def _fb_end(data: bytes) -> int:
 # Each mutation is (kind, a, b, where). Positions are fractions (or small offsets) of a target
 # area, so one strategy fits any file and shrinks toward its start. The area is mostly the
 # FlatBuffer, where the parsing happens; the header fields get their own mutation.
-position = st.one_of(st.floats(0, 1), st.integers(0, 200))
+# A fraction of the file built from integers: the vendor libraries loaded by earlier tests in
+# this process set flush-to-zero CPU state, and hypothesis refuses float strategies under it.
+position = st.one_of(st.integers(0, 10**6).map(lambda n: n / 10**6), st.integers(0, 200))
 where = st.sampled_from(["fb", "fb", "fb", "any"])
 mutation = st.one_of(
     st.tuples(st.just("flip"), position, st.integers(1, 255), where),
