@@ -19,6 +19,12 @@ namespace {
 using Gcm = CryptoPP::GCM<CryptoPP::AES, CryptoPP::GCM_2K_Tables>;
 constexpr size_t kNonceSize = 12;
 
+// Crypto++ runs GHASH and CTR as two passes over whatever it is handed. Handing it a segment in
+// 16 KiB pieces keeps the second pass in the L1/L2 cache: on a 256 MiB envelope one core went
+// from about 2.8 to 3.5 GB/s, level with OpenSSL EVP on the same loop (tests/native/bench_decrypt.cpp);
+// in-cache speed is unchanged.
+constexpr size_t kCipherPiece = 16 << 10;
+
 void segment_nonce(uint64_t index, bool last, uint8_t nonce[kNonceSize]) {
   std::memset(nonce, 0, kNonceSize);
   for (int b = 0; b < 8; ++b) nonce[10 - b] = uint8_t(index >> (8 * b));
@@ -48,6 +54,13 @@ class SegmentCipher {
   }
 
  protected:
+  // A new message under the same key: its nonce, the lengths GCM commits to, then the AAD.
+  void start(const uint8_t nonce[kNonceSize], size_t n) {
+    gcm_.Resynchronize(nonce, kNonceSize);
+    gcm_.SpecifyDataLengths(kPublicHeaderSize, n, 0);
+    gcm_.Update(aad_, kPublicHeaderSize);
+  }
+
   Direction gcm_;
   const uint8_t* aad_;
 };
@@ -62,8 +75,10 @@ class SegmentOpener : SegmentCipher<Gcm::Decryption> {
     uint8_t nonce[kNonceSize];
     segment_nonce(i, l.last(i), nonce);
     const size_t n = size_t(l.plain_len(i));
-    return gcm_.DecryptAndVerify(plaintext, sealed + n, kSegmentTagSize, nonce, kNonceSize, aad_,
-                                 kPublicHeaderSize, sealed, n);
+    start(nonce, n);
+    for (size_t at = 0; at < n; at += kCipherPiece)
+      gcm_.ProcessData(plaintext + at, sealed + at, std::min(kCipherPiece, n - at));
+    return gcm_.TruncatedVerify(sealed + n, kSegmentTagSize);
   }
 };
 
@@ -77,8 +92,10 @@ class SegmentSealer : SegmentCipher<Gcm::Encryption> {
     uint8_t nonce[kNonceSize];
     segment_nonce(i, l.last(i), nonce);
     const size_t n = size_t(l.plain_len(i));
-    gcm_.EncryptAndAuthenticate(sealed, sealed + n, kSegmentTagSize, nonce, kNonceSize, aad_,
-                                kPublicHeaderSize, plaintext, n);
+    start(nonce, n);
+    for (size_t at = 0; at < n; at += kCipherPiece)
+      gcm_.ProcessData(sealed + at, plaintext + at, std::min(kCipherPiece, n - at));
+    gcm_.TruncatedFinal(sealed + n, kSegmentTagSize);
   }
 };
 
