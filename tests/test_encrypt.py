@@ -19,12 +19,15 @@ from bmcrypt.errors import (
     AlreadyEncrypted,
     BackupConflict,
     BmcryptError,
+    Corrupt,
     InputFileError,
     NotEncrypted,
     Tampered,
     Truncated,
     WrongKey,
 )
+from bmcrypt.files import atomic as atomic_module
+from bmcrypt.files import backup as backup_module
 from bmcrypt.files import sha256_file
 from bmcrypt.protect.opened import open_encrypted
 from bmcrypt.protect.unseal import unseal_file
@@ -125,6 +128,51 @@ def test_in_place_encrypt_makes_a_verified_backup_first(tmp_path: Path):
     manifest = (tmp_path / "mlp_bm1684x_f16_nokernel.bmodel.bak.sha256").read_text()
     assert manifest.split()[0] == hashlib.sha256(MLP.read_bytes()).hexdigest()
     assert workflow.file_state(model) == "bmcrypt"
+
+
+def test_the_backup_is_named_before_the_sealed_file_replaces_the_model(tmp_path: Path,
+                                                                     monkeypatch):
+    # The backup's check from the disk runs while the model is sealed; the commit must wait.
+    model = copy_of(QWEN, tmp_path)
+    backup = tmp_path / f"{model.name}.bak"
+    seen_at_commit = []
+    real_commit = atomic_module.commit_replace
+
+    def commit_and_look(tmp, target):
+        if target == model:
+            manifest = backup.with_name(backup.name + ".sha256")
+            seen_at_commit.append((backup.exists(), manifest.exists()))
+        real_commit(tmp, target)
+
+    monkeypatch.setattr(atomic_module, "commit_replace", commit_and_look)
+    workflow.encrypt_model(model, KEY)
+    assert seen_at_commit == [(True, True)]
+
+
+def test_a_backup_that_reads_back_wrong_stops_the_encryption(tmp_path: Path, monkeypatch):
+    model = copy_of(QWEN, tmp_path)
+    monkeypatch.setattr(backup_module, "hash_from_disk", lambda *a, **k: ("0" * 64, 0))
+    with pytest.raises(Corrupt, match="read back"):
+        workflow.encrypt_model(model, KEY)
+    assert model.read_bytes() == QWEN.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [model.name]
+
+
+def test_a_failed_seal_leaves_the_model_and_at_most_a_verified_backup(tmp_path: Path,
+                                                                    monkeypatch):
+    model = copy_of(QWEN, tmp_path)
+
+    def seal_fails(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(workflow, "seal_bmodel", seal_fails)
+    with pytest.raises(OSError, match="No space"):
+        workflow.encrypt_model(model, KEY)
+    assert model.read_bytes() == QWEN.read_bytes()
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left in ([model.name], [model.name, f"{model.name}.bak", f"{model.name}.bak.sha256"])
+    if len(left) == 3:
+        workflow.restore_model(model)  # a backup that exists is a verified one
 
 
 def test_restore_puts_the_original_back_byte_for_byte(tmp_path: Path):

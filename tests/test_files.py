@@ -75,8 +75,7 @@ def test_sha256_file_streams_in_chunks_around_the_chunk_size(tmp_path, monkeypat
     (tmp_path / "f").write_bytes(data)
     seen: list[int] = []
     assert sha256_file(tmp_path / "f", progress=seen.append) == sha(data)
-    assert seen == sorted(seen) and (seen[-1] if seen else 0) == size
-    assert all(b - a <= 4096 for a, b in zip([0, *seen], seen, strict=False))
+    assert sum(seen) == size and all(0 < n <= 4096 for n in seen)
 
 
 def test_sha256_file_refuses_missing_files_and_directories(tmp_path):
@@ -166,7 +165,7 @@ def test_backup_is_byte_identical_with_valid_manifest_mode_and_mtime(model):
 def test_backup_progress_counts_copy_and_verification(model):
     seen: list[int] = []
     make_backup(model, progress=seen.append)
-    assert seen == sorted(seen) and seen[-1] == 2 * model.stat().st_size
+    assert sum(seen) == 2 * model.stat().st_size and all(n > 0 for n in seen)
 
 
 def test_identical_existing_backup_is_reused_not_rewritten(model):
@@ -227,8 +226,8 @@ def test_a_copy_that_reads_back_wrong_never_gets_the_backup_name(model, monkeypa
 def test_a_model_that_changes_during_the_copy_is_not_backed_up(model, monkeypatch):
     real_copy = backup_module.copy_hashing
 
-    def copy_then_append(src, dst, progress=None, base=0):
-        result = real_copy(src, dst, progress, base)
+    def copy_then_append(src, dst, progress=None):
+        result = real_copy(src, dst, progress)
         with open(model, "ab") as f:
             f.write(b"late write")
         return result
@@ -243,9 +242,9 @@ def test_a_backup_that_appears_during_the_copy_is_not_overwritten(model, monkeyp
     real_copy = backup_module.copy_hashing
     backup = model.with_name("m.bmodel.bak")
 
-    def copy_while_someone_else_backs_up(src, dst, progress=None, base=0):
+    def copy_while_someone_else_backs_up(src, dst, progress=None):
         backup.write_bytes(b"made by hand meanwhile")
-        return real_copy(src, dst, progress, base)
+        return real_copy(src, dst, progress)
 
     monkeypatch.setattr(backup_module, "copy_hashing", copy_while_someone_else_backs_up)
     with pytest.raises(BackupConflict):

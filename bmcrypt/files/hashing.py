@@ -37,7 +37,7 @@ WRITEBACK = 32 << 20  # bytes written between two writeback kicks
 READ_AHEAD = 8 << 20  # bytes the kernel is asked to read ahead of what is being hashed
 
 Progress = Callable[[int], None]
-"""Called with the number of bytes processed so far (monotonic, cumulative)."""
+"""Called with the number of bytes just processed (an increment, as everywhere in bmcrypt)."""
 
 
 def _readinto(src: BinaryIO, view: memoryview) -> int:
@@ -45,11 +45,10 @@ def _readinto(src: BinaryIO, view: memoryview) -> int:
     return n or 0
 
 
-def hash_stream(src: BinaryIO, progress: Progress | None = None, base: int = 0) -> tuple[str, int]:
+def hash_stream(src: BinaryIO, progress: Progress | None = None) -> tuple[str, int]:
     """Hash `src` from its current position to EOF; return (hex digest, bytes read).
 
-    `progress` receives ``base + bytes read so far`` after every chunk, so several passes can report
-    on one scale.
+    `progress` receives the size of every chunk once it is hashed.
     """
     digest = hashlib.sha256()
     view = memoryview(bytearray(CHUNK_SIZE))
@@ -58,7 +57,7 @@ def hash_stream(src: BinaryIO, progress: Progress | None = None, base: int = 0) 
         digest.update(view[:n])
         done += n
         if progress:
-            progress(base + done)
+            progress(n)
     return digest.hexdigest(), done
 
 
@@ -93,8 +92,8 @@ class _Writer:
             self._kicked = self._at
 
 
-def copy_hashing(src: BinaryIO, dst: BinaryIO, progress: Progress | None = None,
-                 base: int = 0) -> tuple[str, int]:
+def copy_hashing(src: BinaryIO, dst: BinaryIO,
+                 progress: Progress | None = None) -> tuple[str, int]:
     """Copy `src` to `dst` (both unbuffered) to EOF, hashing what is written.
 
     Returns (hex digest, bytes copied); `progress` as for `hash_stream`.
@@ -125,7 +124,7 @@ def copy_hashing(src: BinaryIO, dst: BinaryIO, progress: Progress | None = None,
             pending.append((writer.submit(chunk), view))
             done += n
             if progress:
-                progress(base + done)
+                progress(n)
         while pending:
             pending.popleft()[0].result()
     finally:
@@ -133,7 +132,7 @@ def copy_hashing(src: BinaryIO, dst: BinaryIO, progress: Progress | None = None,
     return digest.hexdigest(), done
 
 
-def hash_from_disk(fd: int, progress: Progress | None = None, base: int = 0) -> tuple[str, int]:
+def hash_from_disk(fd: int, progress: Progress | None = None) -> tuple[str, int]:
     """Re-read a just-written, fsynced file from the device (not the page cache) and hash it.
 
     After fsync its pages are clean, so POSIX_FADV_DONTNEED evicts them and the read that follows
@@ -157,7 +156,7 @@ def hash_from_disk(fd: int, progress: Progress | None = None, base: int = 0) -> 
         digest.update(view[:n])
         done += n
         if progress:
-            progress(base + done)
+            progress(n)
     return digest.hexdigest(), done
 
 
