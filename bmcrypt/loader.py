@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from bmcrypt.crypto import Keyring, Passphrase, UserKey
+from bmcrypt.crypto import Keyring, Passphrase, UserKey, wipe
 from bmcrypt.crypto.kdf import register_with_native
 from bmcrypt.errors import ForeignEncrypted, NoKey
 from bmcrypt.protect.opened import open_encrypted
@@ -77,7 +77,7 @@ def prepare(path: str | os.PathLike[str], keyring: Keyring | None = None, *,
         try:
             yield Prepared(path, state, "memory", plain)
         finally:
-            plain[:] = bytes(len(plain))  # do not leave the weights lying in freed memory
+            wipe(plain)  # do not leave the weights lying in freed memory
     elif strategy == "callback":
         from bmcrypt import _native
 

@@ -8,7 +8,9 @@
 # (`import bmodel.Tensor`, `from bmodel.Tensor import Tensor`) that only work if the generated
 # `bmodel` package is top-level; we ship it inside bmcrypt, so the imports are rewritten to
 # relative ones and the package __init__ imports every module (the object API refers to
-# `bmodel.Tensor.TensorT` as an attribute of the package).
+# `bmodel.Tensor.TensorT` as an attribute of the package). The object API is also made to build
+# plain lists, never numpy arrays (`np = None`), so it gives the same types whatever is installed;
+# its vectors of scalars are a few dozen integers.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 FLATC=${FLATC:-/usr/bin/flatc}
@@ -24,6 +26,8 @@ for f in "$pkg"/*.py; do
   sed -i -E \
     -e 's/^( *)from bmodel\.([A-Za-z0-9_]+) import /\1from .\2 import /' \
     -e 's/^import bmodel\.[A-Za-z0-9_]+$/from .. import bmodel/' \
+    -e '/^from flatbuffers\.compat import import_numpy$/d' \
+    -e 's/^np = import_numpy\(\)$/np = None  # gen-schema.sh: lists, never numpy arrays/' \
     "$f"
   # The per-module import lines collapse to duplicates; keep the first.
   awk '!(/^from \.\. import bmodel$/ && seen++)' "$f" > "$f.tmp" && mv "$f.tmp" "$f"

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import typer
 
-from bmcrypt import __version__, workflow
+import bmcrypt
+from bmcrypt import workflow
 from bmcrypt.cli import output as output_
 from bmcrypt.crypto import Secret
 from bmcrypt.errors import NoKey
@@ -27,7 +28,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"bmcrypt {__version__}")
+        typer.echo(f"bmcrypt {bmcrypt.__version__}")
         raise typer.Exit()
 
 

@@ -9,14 +9,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from bmcrypt.errors import BmcryptError
 
@@ -64,6 +56,15 @@ def progress_bars() -> Iterator[Callable[[str, int], Callable[[int], None] | Non
     if not on_terminal():
         yield lambda _what, _total: None
         return
+    from rich.progress import (  # only when a bar is drawn: 8 ms of every start-up otherwise
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     columns = (TextColumn("{task.description:<8}"), BarColumn(), DownloadColumn(),
                TransferSpeedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True) as bars:

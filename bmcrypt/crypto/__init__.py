@@ -16,7 +16,7 @@ Typical use::
 """
 
 from bmcrypt.crypto.envelope import Sealer, Unsealer, seal, unseal
-from bmcrypt.crypto.kdf import KeySource, Passphrase, Rng, ScryptParams, Secret, UserKey
+from bmcrypt.crypto.kdf import KeySource, Passphrase, Rng, ScryptParams, Secret, UserKey, wipe
 from bmcrypt.crypto.keyblock import (
     FileKeys,
     KeyBlock,
@@ -51,5 +51,5 @@ __all__ = [
     "MAX_PLAINTEXT_LEN", "ClearDigest", "FileKeys", "Header", "KeyBlock", "KeySource", "Keyring",
     "Kind", "Manifest", "Passphrase", "Rng", "ScryptParams", "Sealer", "Secret", "Unsealer",
     "UserKey", "clear_digest", "clear_spans", "envelope_length", "new_file", "open_key_block",
-    "parse_header", "parse_key_block", "parse_manifest", "rewrap", "seal", "unseal",
+    "parse_header", "parse_key_block", "parse_manifest", "rewrap", "seal", "unseal", "wipe",
 ]

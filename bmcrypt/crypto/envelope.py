@@ -19,8 +19,6 @@ Two ways through, byte-identical for the same random bytes:
 
 from __future__ import annotations
 
-from Crypto.Cipher import AES
-
 from bmcrypt.crypto.kdf import Rng, default_rng
 from bmcrypt.crypto.keyblock import FileKeys, Keyring, open_key_block
 from bmcrypt.crypto.layout import (
@@ -264,6 +262,8 @@ def _nonce(i: int, last: bool) -> bytes:
 
 def _seal_segment(pk: bytes, aad: bytes, i: int, last: bool, src: memoryview,
                   dst: memoryview) -> None:
+    from Crypto.Cipher import AES  # on first use (see kdf.py)
+
     cipher = AES.new(pk, AES.MODE_GCM, nonce=_nonce(i, last), mac_len=TAG_LEN)
     cipher.update(aad)
     n = len(src)
@@ -273,6 +273,8 @@ def _seal_segment(pk: bytes, aad: bytes, i: int, last: bool, src: memoryview,
 
 def _open_segment(pk: bytes, aad: bytes, i: int, last: bool, src: memoryview,
                   dst: memoryview) -> None:
+    from Crypto.Cipher import AES  # on first use (see kdf.py)
+
     cipher = AES.new(pk, AES.MODE_GCM, nonce=_nonce(i, last), mac_len=TAG_LEN)
     cipher.update(aad)
     n = len(dst)

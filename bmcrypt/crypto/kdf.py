@@ -7,6 +7,7 @@ shows its secret: repr and str name the key id only, and no message here contain
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import hmac
 import os
@@ -15,8 +16,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import NoReturn
 
-from Crypto.Hash import SHA256
-from Crypto.Protocol.KDF import HKDF, scrypt
+# pycryptodome is imported where it is used: it costs ~20 ms, and most commands never need it.
 
 #: A source of random bytes: os.urandom by default; tests pass `random.Random(seed).randbytes`.
 Rng = Callable[[int], bytes]
@@ -43,8 +43,17 @@ def default_rng(n: int) -> bytes:
     return os.urandom(n)
 
 
+def wipe(buf: bytearray) -> None:
+    """Zero `buf` in place, without allocating a second buffer of its size (models are GBs)."""
+    if buf:
+        ctypes.memset((ctypes.c_char * len(buf)).from_buffer(buf), 0, len(buf))
+
+
 def hkdf(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
     """HKDF-SHA256 (RFC 5869)."""
+    from Crypto.Hash import SHA256
+    from Crypto.Protocol.KDF import HKDF
+
     return HKDF(ikm, length, salt, SHA256, context=info)
 
 
@@ -155,6 +164,8 @@ class Passphrase:
         """K for a key block with these parameters (checked by the caller: they are bounded)."""
         key = self._derived.get(params)
         if key is None:
+            from Crypto.Protocol.KDF import scrypt
+
             k = scrypt(self._secret, params.salt, KEY_LEN, N=1 << params.log2n, r=params.r,
                        p=params.p)
             key = self._derived[params] = UserKey(k, params)

@@ -22,8 +22,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from Crypto.Cipher import AES
-
 from bmcrypt.crypto.kdf import (
     SALT_LEN,
     KeySource,
@@ -145,6 +143,8 @@ def open_key_block(header: Header, keyring: Keyring) -> FileKeys:
         raise _wrong_key(block, candidates)
     if not key.matches_check(header.file_id, block.key_check):
         raise Tampered("the key block failed authentication")
+    from Crypto.Cipher import AES  # on first use (see kdf.py)
+
     cipher = AES.new(key.kek(header.file_id), AES.MODE_GCM, nonce=block.wrap_nonce,
                      mac_len=TAG_LEN)
     cipher.update(FORMAT_PREFIX + header.file_id + block.raw[:44])
@@ -182,6 +182,8 @@ def _wrap(key: UserKey, file_id: bytes, dk: bytes, rng: Rng | None) -> bytes:
         key.key_check(file_id),
     )
     nonce = (rng or default_rng)(WRAP_NONCE_LEN)
+    from Crypto.Cipher import AES  # on first use (see kdf.py)
+
     cipher = AES.new(key.kek(file_id), AES.MODE_GCM, nonce=nonce, mac_len=TAG_LEN)
     cipher.update(FORMAT_PREFIX + file_id + prefix)
     wrapped, tag = cipher.encrypt_and_digest(dk)

@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 
 from bmcrypt.bmodel.header import build_header
 from bmcrypt.bmodel.writer import pack_flatbuffer
-from bmcrypt.crypto import HEADER_LEN, ClearDigest, Kind, Unsealer, parse_header
+from bmcrypt.crypto import HEADER_LEN, ClearDigest, Kind, Unsealer, parse_header, wipe
 from bmcrypt.crypto.layout import TAG_LEN, Header
 from bmcrypt.errors import Corrupt, Tampered
 from bmcrypt.protect.opened import Opened
@@ -92,7 +92,7 @@ def unseal_to_memory(opened: Opened) -> bytearray:
         with memoryview(out) as whole, whole[len(head):] as view:
             _check_digest(opened, *_open_region(opened, plan, Streamer(None, 0, None), view))
     except BaseException:
-        out[:] = bytes(len(out))
+        wipe(out)
         raise
     return out
 

@@ -3,8 +3,7 @@
 # namespace: bmodel
 
 import flatbuffers
-from flatbuffers.compat import import_numpy
-np = import_numpy()
+np = None  # gen-schema.sh: lists, never numpy arrays
 
 class Model(object):
     __slots__ = ['_tab']
