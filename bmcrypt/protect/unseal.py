@@ -28,9 +28,8 @@ from bmcrypt.crypto.layout import TAG_LEN, Header
 from bmcrypt.errors import Corrupt, Tampered
 from bmcrypt.protect.opened import Opened
 from bmcrypt.protect.plan import Piece, Plan, plan_open
-from bmcrypt.protect.seal import CHUNK, Source, Streamer, Writeback, native_keys
-
-Progress = Callable[[int], None]
+from bmcrypt.protect.seal import native_keys
+from bmcrypt.protect.stream import CHUNK, Progress, Source, Streamer, Writeback
 
 
 @dataclass(frozen=True)

@@ -107,14 +107,19 @@ class Runtime:
         """Free device buffers, destroy the runtime, release the device. Idempotent."""
         if self._bmrt is None:
             return
+        self._destroy_bmrt()
+        with self._vendor():
+            self._libs.bmlib.bm_dev_free(self._handle)
+        lifecycle.untrack(self)
+
+    def _destroy_bmrt(self) -> None:
+        """Free this instance's device buffers and destroy its bmruntime (not the device)."""
         for buf in list(self._buffers):
             buf.free()
         bmrt, self._bmrt = self._bmrt, None
         self._info_cache.clear()
         with self._vendor():
             self._libs.bmrt.bmrt_destroy(bmrt)
-            self._libs.bmlib.bm_dev_free(self._handle)
-        lifecycle.untrack(self)
 
     # ------------------------------------------------------------------ loading
 

@@ -57,9 +57,4 @@ class SiblingRuntime(Runtime):
             self._buffers.clear()
             self._info_cache.clear()
             return
-        for buf in list(self._buffers):
-            buf.free()
-        bmrt, self._bmrt = self._bmrt, None
-        self._info_cache.clear()
-        with self._vendor():
-            self._libs.bmrt.bmrt_destroy(bmrt)
+        self._destroy_bmrt()
