@@ -5,12 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 unset BMCRYPT_KEY_FILE BMCRYPT_PASSPHRASE
-W=out/demo
+W=${BMCRYPT_DEMO_DIR:-out/demo}  # where the demo's files go (tests/test_demo.py points it elsewhere)
 rm -rf "$W" && mkdir -p "$W"
 cp tests/fixtures/mlp_bm1684x_f16_nokernel.bmodel "$W/mlp.bmodel"
 cp tests/fixtures/qwen2_tiny_bf16_seq64_nokernel.bmodel "$W/qwen2.bmodel"
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+# The command line goes to stderr: a step's stdout may be redirected into a file.
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*" >&2; "$@"; }
 
 step bmcrypt keygen -o "$W/demo.key"
 step bmcrypt inspect "$W/mlp.bmodel"
