@@ -5,7 +5,7 @@ from typing import Any
 
 def __getattr__(name: str) -> Any:
     # The version is looked up on first use: importlib.metadata costs ~30 ms, and every CLI
-    # command imports this package while only `--version` and `inspect` want it.
+    # command imports this package while only `--version` wants it.
     if name != "__version__":
         raise AttributeError(f"module 'bmcrypt' has no attribute {name!r}")
     from importlib.metadata import PackageNotFoundError, version

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -28,7 +26,6 @@ from bmcrypt.files import (
     make_backup,
     recover_journal,
     restore_backup,
-    staged_backup,
 )
 from bmcrypt.protect.opened import ENVELOPE_MAGIC, open_encrypted
 from bmcrypt.protect.rekey import RekeyReport, rekey_file
@@ -113,24 +110,18 @@ def encrypt_model(model: str | os.PathLike[str], secret: Secret, *,
     """Encrypt `model` in place after a verified backup, or into a new file `output`."""
     model = Path(model)
     out = _output_path(model, output)
-    with file_lock(model), ExitStack() as stack:
+    with file_lock(model):
         _settle(model, out)
         _refuse_encrypted(model)
-        finish_backup = None
+        made = None
         if out is None and backup:
             size = model.stat().st_size
-            finish_backup = stack.enter_context(
-                staged_backup(model, backup_path, progress("backup", 2 * size)))
-        # The backup's check from the disk runs while the model is sealed (about a quarter of
-        # the time of an in-place encrypt); the sealed file replaces the model only after it.
-        pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="bmcrypt-backup"))
-        backup_done = pool.submit(finish_backup) if finish_backup else None
+            made = make_backup(model, backup_path, progress("backup", 2 * size))
         target = out or model
         with open_mapped(model) as src, atomic_write(target, mode_from=model) as f:
             total = src.raw.file_size - src.raw.header.binary_offset
             report = seal_bmodel(src, f, new_file(secret), nets=nets,
                                  progress=progress("encrypt", total))
-            made = backup_done.result() if backup_done else None
     return EncryptOutcome(target, report, made)
 
 

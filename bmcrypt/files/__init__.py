@@ -9,22 +9,11 @@ A typical change of a model, as the CLI does it::
         with atomic_write(model) as f:  # all or nothing
             ...
 
-`encrypt` overlaps the last step of the backup with its own work: `staged_backup` writes the
-copy, and its `finish()` (checking the copy from the disk, naming it) runs while the model is
-being sealed, and returns before the sealed file replaces the model.
-
 docs/backups.md describes the on-disk conventions and what survives which crash.
 """
 
 from .atomic import atomic_write
-from .backup import (
-    BackupResult,
-    backup_path_for,
-    make_backup,
-    restore_backup,
-    staged_backup,
-    verify_backup,
-)
+from .backup import BackupResult, backup_path_for, make_backup, restore_backup, verify_backup
 from .cleanup import cleanup_stale_temps
 from .hashing import Progress, sha256_file
 from .journal import Patch, RecoveryOutcome, journal_path, patch_in_place, recover_journal
@@ -48,6 +37,5 @@ __all__ = [
     "recover_journal",
     "restore_backup",
     "sha256_file",
-    "staged_backup",
     "verify_backup",
 ]

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,16 +53,11 @@ def backup_path_for(model: str | os.PathLike[str],
     return backup / (model.name + ".bak") if backup.is_dir() else backup
 
 
-@contextmanager
-def _copy_staged(src: Path, target: Path, commit: Callable[[TempFile, Path], None],
-                 owner: os.stat_result | None, before_commit: Callable[[str], None],
-                 progress: Progress | None) -> Iterator[Callable[[], str]]:
-    """Copy `src` to a temp file beside `target` with `src`'s mode, then yield `finish`.
-
-    `finish()` checks the copy from the disk, calls `before_commit(digest)`, commits the copy
-    into place with `commit` and returns the SHA-256. It may run on another thread while the
-    caller goes on reading `src`; the temp file goes away on exit unless it was committed.
-    """
+def _copy_verified(src: Path, target: Path, commit: Callable[[TempFile, Path], None],
+                   owner: os.stat_result | None, before_commit: Callable[[str], None],
+                   progress: Progress | None) -> str:
+    """Copy `src` to a temp file beside `target` with `src`'s mode and times, check the copy on
+    disk, call `before_commit(digest)`, then `commit` it into place. Returns the SHA-256."""
     with open(src, "rb", buffering=0) as source, temp_beside(target) as tmp:
         before = os.fstat(source.fileno())
         digest, size = copy_hashing(source, tmp.raw, progress)
@@ -73,26 +67,14 @@ def _copy_staged(src: Path, target: Path, commit: Callable[[TempFile, Path], Non
                                  hint="make sure nothing else writes to it, then try again")
         os.fchmod(tmp.fileno(), stat.S_IMODE(before.st_mode))
         set_owner_like(tmp.fileno(), owner)
-
-        def finish() -> str:
-            if hash_from_disk(tmp.fileno(), progress)[0] != digest:
-                raise Corrupt(f"the copy of {src} read back from the disk differs from what was "
-                              f"written", hint="the disk or its filesystem may be failing; fix "
-                                               "that before going on")
-            os.utime(tmp.fileno(), ns=(before.st_atime_ns, before.st_mtime_ns))
-            before_commit(digest)
-            commit(tmp, target)
-            return digest
-
-        yield finish
-
-
-def _copy_verified(src: Path, target: Path, commit: Callable[[TempFile, Path], None],
-                   owner: os.stat_result | None, before_commit: Callable[[str], None],
-                   progress: Progress | None) -> str:
-    """`_copy_staged` finished at once: copy, check from the disk, commit. Returns the SHA-256."""
-    with _copy_staged(src, target, commit, owner, before_commit, progress) as finish:
-        return finish()
+        if hash_from_disk(tmp.fileno(), progress)[0] != digest:
+            raise Corrupt(f"the copy of {src} read back from the disk differs from what was "
+                          f"written", hint="the disk or its filesystem may be failing; fix that "
+                                           "before going on")
+        os.utime(tmp.fileno(), ns=(before.st_atime_ns, before.st_mtime_ns))
+        before_commit(digest)
+        commit(tmp, target)
+    return digest
 
 
 def _sha256(path: Path, progress: Progress | None) -> str:
@@ -132,20 +114,6 @@ def make_backup(model: str | os.PathLike[str], backup_path: str | os.PathLike[st
     different one raises BackupConflict and is never touched. Mode and times follow the model.
     Holds the model's lock. `progress(n)` counts every byte read: twice the size in all.
     """
-    with staged_backup(model, backup_path, progress) as finish:
-        return finish()
-
-
-@contextmanager
-def staged_backup(model: str | os.PathLike[str], backup_path: str | os.PathLike[str] | None = None,
-                  progress: Progress | None = None) -> Iterator[Callable[[], BackupResult]]:
-    """`make_backup` in two steps: the copy is written and flushed on entry; the `finish()` this
-    yields checks it from the disk and gives it its name, and returns what `make_backup` would.
-
-    In between, the caller may read the model (`encrypt` seals it meanwhile, and calls `finish`
-    on another thread); it must not replace the model before `finish()` has returned. Leaving
-    without calling `finish` leaves no backup and no temp file. Holds the model's lock.
-    """
     model = Path(model)
     check_input_file(model, "model")
     backup = backup_path_for(model, backup_path)
@@ -157,25 +125,19 @@ def staged_backup(model: str | os.PathLike[str], backup_path: str | os.PathLike[
     with file_lock(model):
         cleanup_stale_temps(backup)
         if os.path.lexists(backup):
-            reused = _reuse(model, backup, progress)
-            yield lambda: reused
-            return
+            return _reuse(model, backup, progress)
 
         def before_commit(digest: str) -> None:
             if os.path.lexists(backup):  # so as not to replace the manifest of someone else's
                 raise FileExistsError(backup)
             write_manifest(backup, digest)  # first: a backup never appears without its manifest
 
-        with _copy_staged(model, backup, commit_no_replace, model.stat(), before_commit,
-                          progress) as finish_copy:
-
-            def finish() -> BackupResult:
-                try:
-                    return BackupResult(backup, finish_copy(), created=True)
-                except FileExistsError:  # appeared meanwhile (by hand: bmcrypt and the script lock)
-                    return _reuse(model, backup, progress)
-
-            yield finish
+        try:
+            digest = _copy_verified(model, backup, commit_no_replace, model.stat(), before_commit,
+                                    progress)
+        except FileExistsError:  # appeared while we copied (by hand: bmcrypt and the script lock)
+            return _reuse(model, backup, progress)
+    return BackupResult(backup, digest, created=True)
 
 
 def _expected_digest(backup: Path, trust_unverified: bool) -> str | None:
