@@ -50,7 +50,7 @@ def prepare(work: Path) -> Tools:
     vendor = Path(subprocess.check_output([str(ROOT / "scripts" / "fetch-runtime.sh")],
                                           text=True).strip().splitlines()[-1])
     plugin = Path(subprocess.check_output(
-        [sys.executable, "-c", "from bmcrypt.native import plugin_path; print(plugin_path())"],
+        [sys.executable, "-c", "from bmcrypt.plugin import plugin_path; print(plugin_path())"],
         text=True).strip())
     ciphers = ROOT / "bench" / "ciphers"
     build = cache_dir() / "build"

@@ -17,7 +17,7 @@ import sys
 from Crypto.Cipher import AES
 
 from bmcrypt.bmodel.reader import read_raw
-from bmcrypt.protect.plan import coeff_mems
+from bmcrypt.protect.region_plan import coeff_mems
 
 KEY = bytes(range(32))
 COPY = 8 << 20

@@ -1,21 +1,103 @@
-"""bmcrypt: authenticated encryption of Sophgo .bmodel files that the vendor runtime can load."""
+"""bmcrypt: authenticated encryption of Sophgo .bmodel files that the vendor runtime can load.
 
-from typing import Any
+The recipes (docs/python.md), imported on first use so that ``import bmcrypt`` stays cheap:
+
+- keys: ``generate_key_file``, ``load_key_file``, ``Passphrase``, ``UserKey``
+- whole files: ``encrypt_model``, ``decrypt_model``, ``verify_model``, ``rekey_model``,
+  ``restore_model``, ``inspect_model``
+- the runtime: ``Runtime`` (libbmrt through ctypes), ``load_model`` (plain or encrypted, the
+  plaintext only in memory), ``prepare``
+- errors: ``BmcryptError`` and every subclass of ``bmcrypt.errors``, each with its exit code
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_HOME = {
+    "bmcrypt.keys": ("generate_key_file", "load_key_file"),
+    "bmcrypt.crypto": ("Passphrase", "UserKey"),
+    "bmcrypt.workflow": ("decrypt_model", "encrypt_model", "rekey_model", "restore_model",
+                         "verify_model"),
+    "bmcrypt.api": ("inspect_model",),
+    "bmcrypt.loader": ("load_model", "prepare"),
+    "bmcrypt.runtime": ("Runtime",),
+    "bmcrypt.errors": (
+        "AlreadyEncrypted", "BmcryptError", "Corrupt", "FileSafetyError", "ForeignEncrypted",
+        "FormatError", "InputFileError", "KeyFileError", "KeyProblem", "Locked", "NoKey",
+        "NotABmodel", "NotEncrypted", "StateError", "Tampered", "Truncated",
+        "UnsupportedVersion", "VendorRuntimeError", "WrongKey"),
+}
+_WHERE = {name: module for module, names in _HOME.items() for name in names}
+
+__all__ = [
+    "AlreadyEncrypted", "BmcryptError", "Corrupt", "FileSafetyError", "ForeignEncrypted",
+    "FormatError", "InputFileError", "KeyFileError", "KeyProblem", "Locked", "NoKey",
+    "NotABmodel", "NotEncrypted", "Passphrase", "Runtime", "StateError", "Tampered", "Truncated",
+    "UnsupportedVersion", "UserKey", "VendorRuntimeError", "WrongKey", "__version__",
+    "decrypt_model", "encrypt_model", "generate_key_file", "inspect_model", "load_key_file",
+    "load_model", "prepare", "rekey_model", "restore_model", "verify_model",
+]
 
 
 def __getattr__(name: str) -> Any:
-    # The version is looked up on first use: importlib.metadata costs ~30 ms, and every CLI
-    # command imports this package while only `--version` wants it.
-    if name != "__version__":
+    if name == "__version__":
+        value: Any = _version()
+    elif name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name]), name)
+    else:
         raise AttributeError(f"module 'bmcrypt' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+def _version() -> str:
+    # importlib.metadata costs ~30 ms, and only `--version` wants it.
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        found = version("bmcrypt")
+        return version("bmcrypt")
     except PackageNotFoundError:  # running from a source tree that was never installed
-        found = "0+source"
-    globals()["__version__"] = found
-    return found
+        return "0+source"
 
 
-__all__ = ["__version__"]
+if TYPE_CHECKING:
+    from bmcrypt.api import inspect_model
+    from bmcrypt.crypto import Passphrase, UserKey
+    from bmcrypt.errors import (
+        AlreadyEncrypted,
+        BmcryptError,
+        Corrupt,
+        FileSafetyError,
+        ForeignEncrypted,
+        FormatError,
+        InputFileError,
+        KeyFileError,
+        KeyProblem,
+        Locked,
+        NoKey,
+        NotABmodel,
+        NotEncrypted,
+        StateError,
+        Tampered,
+        Truncated,
+        UnsupportedVersion,
+        VendorRuntimeError,
+        WrongKey,
+    )
+    from bmcrypt.keys import generate_key_file, load_key_file
+    from bmcrypt.loader import load_model, prepare
+    from bmcrypt.runtime import Runtime
+    from bmcrypt.workflow import (
+        decrypt_model,
+        encrypt_model,
+        rekey_model,
+        restore_model,
+        verify_model,
+    )
+    __version__: str

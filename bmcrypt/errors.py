@@ -10,7 +10,7 @@ and never contain key material; ``hint`` says what to do next.
     exit 4  WrongKey
     exit 5  Tampered
     exit 6  StateError:    AlreadyEncrypted, NotEncrypted, ForeignEncrypted
-    exit 7  KeyError_:     KeyFileError, NoKey
+    exit 7  KeyProblem:    KeyFileError, NoKey
     exit 8  FileSafetyError: BackupConflict, Locked, InputFileError
     exit 9  VendorRuntimeError
     exit 1  ChatError:     NotAnLlm, UnsupportedGeneration, PromptTooLong, TokenizerError

@@ -19,9 +19,11 @@ import shlex
 import stat
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bmcrypt.crypto.kdf import KEY_LEN, Passphrase, Rng, Secret, UserKey
 from bmcrypt.errors import KeyFileError, KeyProblem, NoKey
+from bmcrypt.files.paths import fsync_dir
 
 KEY_FILE_MAGIC = "bmcrypt-key-v1"
 ENV_KEY_FILE = "BMCRYPT_KEY_FILE"
@@ -68,7 +70,7 @@ def generate_key_file(path: PathArg, *, rng: Rng | None = None,
         raise KeyFileError(f"cannot write key file {where}: {_reason(exc)}",
                            hint="check free disk space") from None
     os.close(fd)
-    _fsync_directory(os.path.dirname(os.path.abspath(where)))
+    fsync_dir(Path(os.path.abspath(where)).parent)  # the new name is durable too
     return key
 
 
@@ -177,16 +179,3 @@ def _passphrase(text: str) -> Passphrase:
 def _reason(exc: OSError) -> str:
     return (exc.strerror or type(exc).__name__).lower()
 
-
-def _fsync_directory(directory: str) -> None:
-    # Makes the new directory entry durable too; not possible everywhere, and not worth failing.
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

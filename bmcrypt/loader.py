@@ -25,11 +25,10 @@ from typing import Literal
 
 from bmcrypt.crypto import Keyring, Passphrase, UserKey, wipe
 from bmcrypt.crypto.kdf import register_with_native
-from bmcrypt.errors import ForeignEncrypted, NoKey
+from bmcrypt.protect.container import FileState, require_openable
 from bmcrypt.protect.opened import open_encrypted
 from bmcrypt.protect.unseal import unseal_to_memory
 from bmcrypt.runtime import Runtime
-from bmcrypt.workflow import file_state
 
 Strategy = Literal["callback", "memory"]
 STRATEGIES: tuple[Strategy, ...] = ("callback", "memory")
@@ -63,14 +62,11 @@ def prepare(path: str | os.PathLike[str], keyring: Keyring | None = None, *,
     verify every byte (callback) or decrypt it into memory (memory). Secrets and plaintext live
     only inside the ``with`` block: native keys are cleared, the buffer is wiped on exit."""
     path = Path(path)
-    state = file_state(path)
-    if state == "foreign":
-        raise ForeignEncrypted(f"{path} is encrypted, but not by bmcrypt")
-    if state == "plain":
-        yield Prepared(path, "plain", "plain")
+    state = require_openable(path, keyring)
+    if state == FileState.PLAIN:
+        yield Prepared(path, state, "plain")
         return
-    if keyring is None:
-        raise NoKey(f"{path} is encrypted; a key is needed to load it")
+    assert keyring is not None
     if strategy == "memory":
         with open_encrypted(path, keyring) as opened:
             plain = unseal_to_memory(opened)

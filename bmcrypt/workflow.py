@@ -12,9 +12,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
-from bmcrypt.bmodel.header import EncryptionState, probe_header
 from bmcrypt.bmodel.reader import open_mapped
 from bmcrypt.crypto import Keyring, Secret, new_file
 from bmcrypt.errors import AlreadyEncrypted, InputFileError, NotABmodel, NotEncrypted
@@ -27,7 +25,8 @@ from bmcrypt.files import (
     recover_journal,
     restore_backup,
 )
-from bmcrypt.protect.opened import ENVELOPE_MAGIC, open_encrypted
+from bmcrypt.protect.container import FileState, file_state
+from bmcrypt.protect.opened import open_encrypted
 from bmcrypt.protect.rekey import RekeyReport, rekey_file
 from bmcrypt.protect.seal import SealReport, seal_bmodel
 from bmcrypt.protect.unseal import VerifyReport, unseal_file
@@ -54,25 +53,6 @@ def _no_progress(_what: str, _total: int) -> None:
     return None
 
 
-def file_state(path: Path) -> str:
-    """"plain", "bmcrypt" or "foreign", from the clear bytes only."""
-    with _open_input(path) as f:
-        head = f.read(64)
-    probe = probe_header(head)  # NotABmodel for a wrong magic, Truncated for < 8 bytes
-    if probe.state == EncryptionState.PLAIN:
-        return "plain"
-    return "bmcrypt" if head[8:12] == ENVELOPE_MAGIC else "foreign"
-
-
-def _open_input(path: Path) -> BinaryIO:
-    if path.is_dir():
-        raise InputFileError(f"{path} is a directory, not a bmodel")
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        raise InputFileError(f"{path}: no such file") from None
-
-
 def _settle(model: Path, out: Path | None = None) -> None:
     """Under the lock: finish or drop what a killed run left (journal, temp files)."""
     recover_journal(model)
@@ -83,9 +63,9 @@ def _settle(model: Path, out: Path | None = None) -> None:
 
 def _refuse_encrypted(path: Path) -> None:
     state = file_state(path)
-    if state == "bmcrypt":
+    if state == FileState.BMCRYPT:
         raise AlreadyEncrypted(f"{path} is already encrypted by bmcrypt")
-    if state == "foreign":
+    if state == FileState.FOREIGN:
         raise AlreadyEncrypted(f"{path} is already encrypted (vendor layout, not by bmcrypt)",
                                hint="decrypt it with the tool that encrypted it first")
 
@@ -153,7 +133,7 @@ def verify_model(model: str | os.PathLike[str], keyring: Keyring, *,
     model = Path(model)
     with file_lock(model):
         recover_journal(model)
-        if file_state(model) == "plain":
+        if file_state(model) == FileState.PLAIN:
             raise NotEncrypted(f"{model} is a plain bmodel, there is nothing to verify")
         with open_encrypted(model, keyring) as opened:
             return unseal_file(opened, None, progress("verify", opened.binary_size))
@@ -164,7 +144,7 @@ def rekey_model(model: str | os.PathLike[str], old: Keyring, new: Secret) -> Rek
     model = Path(model)
     with file_lock(model):
         _settle(model)
-        if file_state(model) == "plain":
+        if file_state(model) == FileState.PLAIN:
             raise NotEncrypted(f"{model} is a plain bmodel; encrypt it instead")
         return rekey_file(model, old, new)
 
@@ -177,5 +157,5 @@ def restore_model(model: str | os.PathLike[str], backup_path: str | os.PathLike[
 
 __all__ = [
     "DecryptOutcome", "EncryptOutcome", "NotABmodel", "decrypt_model", "encrypt_model",
-    "file_state", "rekey_model", "restore_model", "verify_model",
+    "rekey_model", "restore_model", "verify_model",
 ]

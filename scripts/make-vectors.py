@@ -25,18 +25,9 @@ from pathlib import Path
 
 from Crypto.Cipher import AES
 
-from bmcrypt.crypto import (
-    FileKeys,
-    Kind,
-    Manifest,
-    Passphrase,
-    UserKey,
-    clear_digest,
-    clear_spans,
-    new_file,
-    seal,
-)
-from bmcrypt.crypto.layout import HEADER_LEN, pack_public_header
+from bmcrypt.crypto import FileKeys, Kind, Passphrase, UserKey, new_file, seal
+from bmcrypt.crypto.envelope_header import HEADER_LEN, pack_public_header
+from bmcrypt.protect.manifest import Manifest, clear_digest, clear_spans
 
 S_LOG2 = 12
 S = 1 << S_LOG2

@@ -6,7 +6,7 @@ import ctypes
 import os
 
 from bmcrypt.errors import VendorRuntimeError
-from bmcrypt.native import plugin_path
+from bmcrypt.plugin import plugin_path
 from bmcrypt.runtime import Runtime
 
 

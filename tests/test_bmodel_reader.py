@@ -34,7 +34,6 @@ from bmcrypt.errors import (
     AlreadyEncrypted,
     BmcryptError,
     Corrupt,
-    ForeignEncrypted,
     InputFileError,
     NotABmodel,
     Truncated,
@@ -348,18 +347,30 @@ def test_trailing_bytes_are_a_layout_part(tmp_path: Path) -> None:
     assert_tiles(m)
 
 
-def test_vendor_encrypted_header_is_foreign(tmp_path: Path) -> None:
+def _vendor_encrypted() -> bytes:
     data = bytearray(MLP.read_bytes())
     data[8:64] = bytes(b ^ 0xFF for b in data[8:64])
-    with pytest.raises(ForeignEncrypted):
-        read_bmodel(write(tmp_path, bytes(data)))
+    return bytes(data)
 
 
-def test_bmcrypt_tag_is_already_encrypted(tmp_path: Path) -> None:
+def _bmcrypt_tagged() -> bytes:
     data = bytearray(MLP.read_bytes())
     data[4:12] = struct.pack("<I", 128) + b"BMCE"
-    with pytest.raises(AlreadyEncrypted):
-        read_bmodel(write(tmp_path, bytes(data)))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("make", [_vendor_encrypted, _bmcrypt_tagged])
+def test_the_plain_reader_refuses_any_encrypted_header(tmp_path: Path, make) -> None:
+    with pytest.raises(AlreadyEncrypted, match="encrypted"):
+        read_bmodel(write(tmp_path, make()))
+
+
+def test_the_container_tells_who_encrypted_a_file(tmp_path: Path) -> None:
+    from bmcrypt.protect.container import FileState, file_state
+
+    assert file_state(write(tmp_path, MLP.read_bytes(), "a")) == FileState.PLAIN
+    assert file_state(write(tmp_path, _vendor_encrypted(), "b")) == FileState.FOREIGN
+    assert file_state(write(tmp_path, _bmcrypt_tagged(), "c")) == FileState.BMCRYPT
 
 
 def _with_fb(fb: bytes, binary: bytes = b"") -> bytes:

@@ -367,7 +367,7 @@ def test_a_flip_in_the_weights_names_the_net(tmp_path: Path):
 
 
 def _coeffs(opened):  # type: ignore[no-untyped-def]
-    from bmcrypt.protect.plan import coeff_mems
+    from bmcrypt.protect.region_plan import coeff_mems
 
     return list(coeff_mems(opened.unpack()))
 

@@ -22,7 +22,7 @@ from clitools import bmcrypt
 from conftest import MLP, QWEN, ROOT
 
 import bmcrypt as bmcrypt_package
-from bmcrypt.native import cmake_dir
+from bmcrypt.plugin import cmake_dir
 
 pytestmark = [pytest.mark.runtime, pytest.mark.slow]
 

@@ -41,7 +41,7 @@ from bmcrypt.files import (
 )
 from bmcrypt.files import backup as backup_module
 from bmcrypt.files import journal as journal_module
-from bmcrypt.files.manifest import format_manifest, parse_manifest
+from bmcrypt.files.sha256sum import format_manifest, parse_manifest
 
 PACKAGE_ROOT = str(Path(bmcrypt.__file__).resolve().parent.parent)
 MTIME_NS = 1_600_000_000_123_456_789

@@ -20,7 +20,7 @@ from bmcrypt import workflow
 from bmcrypt.errors import Tampered, WrongKey
 from bmcrypt.keys import generate_key_file
 from bmcrypt.loader import check_load_and_run
-from bmcrypt.native import plugin_path
+from bmcrypt.plugin import plugin_path
 from bmcrypt.runtime import bf16_from_f32, run_isolated
 
 pytestmark = pytest.mark.runtime

@@ -33,13 +33,12 @@ from bmcrypt.bmodel.header import (
     parse_header,
     probe_header,
 )
-from bmcrypt.bmodel.layout import build_layout, check_refs, collect_refs
 from bmcrypt.bmodel.memory import memory_info
 from bmcrypt.bmodel.model import BModel, CoeffRegion, Module, Net, Span, Stage, Tensor, dtype_name
+from bmcrypt.bmodel.regions import build_layout, check_refs, collect_refs
 from bmcrypt.errors import (
     AlreadyEncrypted,
     Corrupt,
-    ForeignEncrypted,
     InputFileError,
     NotABmodel,
     Truncated,
@@ -48,7 +47,6 @@ from bmcrypt.errors import (
 #: Real FlatBuffers are KiB to a few MiB; a bigger one is damage (or an attack on our RAM).
 MAX_FLATBUFFER_SIZE = 1 << 30
 #: bmcrypt's own envelope tags file bytes 8..12 with this (the envelope module owns the format).
-_BMCRYPT_TAG = b"BMCE"
 
 
 @dataclass(frozen=True)
@@ -103,9 +101,9 @@ def _open(path: str | os.PathLike[str]) -> tuple[Path, BinaryIO, int]:
 def _check_plain(first: bytes) -> Header:
     probe = probe_header(first)
     if probe.state is EncryptionState.ENCRYPTED_LAYOUT:
-        if probe.tag == _BMCRYPT_TAG:
-            raise AlreadyEncrypted("the file is encrypted by bmcrypt")
-        raise ForeignEncrypted("the bmodel header is encrypted (not a plain bmodel)")
+        # Whose encryption it is, is the container's business (bmcrypt.protect.container).
+        raise AlreadyEncrypted("the bmodel header is encrypted (not a plain bmodel)",
+                               hint="`bmcrypt inspect` says who encrypted it")
     return parse_header(first)
 
 

@@ -26,8 +26,8 @@ from bmcrypt.chat.conversation import Conversation, FittedPrompt, Turn, fit_prom
 from bmcrypt.chat.engine import LlmEngine
 from bmcrypt.chat.generate import Generation, GenerationStats, generate
 from bmcrypt.chat.host import LoadedModel, ModelHost
-from bmcrypt.chat.layout import LlmLayout, read_layout
-from bmcrypt.chat.plan import ModelPlan, plan_models
+from bmcrypt.chat.llm_nets import LlmLayout, read_layout
+from bmcrypt.chat.load_plan import ModelPlan, plan_models
 from bmcrypt.chat.sampling import GENERATION_MODES, GenerationConfig
 from bmcrypt.chat.session import Answer, ChatSession
 from bmcrypt.chat.tokenizer import ChatTokenizer, StreamDecoder

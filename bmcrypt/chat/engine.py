@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from bmcrypt.chat.kvcache import KVCache
-from bmcrypt.chat.layout import LlmLayout
+from bmcrypt.chat.llm_nets import LlmLayout
 from bmcrypt.runtime import DeviceBuffer, DType, Runtime, bf16_from_f32
 
 MASKED = -10000.0

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from bmcrypt.chat.engine import LlmEngine
-from bmcrypt.chat.layout import LlmLayout
+from bmcrypt.chat.llm_nets import LlmLayout
 from bmcrypt.chat.sampling import GenerationConfig, candidates, draw, penalty_window
 from bmcrypt.errors import UnsupportedGeneration
 from bmcrypt.runtime import DeviceBuffer, DType, f32_from_bf16

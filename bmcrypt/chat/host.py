@@ -25,9 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bmcrypt.chat.layout import LlmLayout, read_layout
+from bmcrypt.chat.llm_nets import LlmLayout, read_layout
+from bmcrypt.chat.load_plan import ModelPlan, plan_models
 from bmcrypt.chat.memstat import DeviceMemoryMeter
-from bmcrypt.chat.plan import ModelPlan, plan_models
 from bmcrypt.crypto import Keyring
 from bmcrypt.loader import Loaded, Strategy, load_model
 from bmcrypt.runtime import Runtime, SiblingRuntime

@@ -13,7 +13,7 @@ current length hold stale rows; the attention mask hides them.
 
 from __future__ import annotations
 
-from bmcrypt.chat.layout import LlmLayout
+from bmcrypt.chat.llm_nets import LlmLayout
 from bmcrypt.runtime import DeviceBuffer, Runtime
 
 

@@ -7,20 +7,15 @@ instead (indented for a single answer, one line per answer in interactive mode).
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
+from bmcrypt.cli import options
 from bmcrypt.cli import output as output_
-from bmcrypt.cli.app import app
-from bmcrypt.crypto import Secret
-from bmcrypt.keys import ENV_KEY_FILE, ENV_PASSPHRASE, resolve_keys
-from bmcrypt.workflow import file_state
 
 if TYPE_CHECKING:  # the chat pipeline (numpy, tokenizers) loads only when `chat` runs
     from bmcrypt.chat import Answer, ChatError, ChatSession
@@ -30,45 +25,50 @@ if TYPE_CHECKING:  # the chat pipeline (numpy, tokenizers) loads only when `chat
 _MIB = 1 << 20
 
 
-@app.command("chat")
 def chat_cmd(
-    models: list[str] = typer.Argument(..., metavar="MODEL...",
-                                       help="LLM bmodels, plain or encrypted (several: separate "
-                                            "arguments or a comma-separated list)."),
-    tokenizer: Path = typer.Option(..., "--tokenizer", "-t", metavar="DIR",
-                                   help="The model's tokenizer folder (tokenizer.json, "
-                                        "tokenizer_config.json, chat template)."),
-    key: Path | None = typer.Option(None, "--key", "-k", metavar="KEYFILE",
-                                    help="Key of encrypted models (default: $BMCRYPT_KEY_FILE)."),
-    passphrase: bool = typer.Option(False, "--passphrase", "-p",
-                                    help="Use a passphrase (prompted, or $BMCRYPT_PASSPHRASE)."),
-    prompt: str | None = typer.Option(None, "--prompt", metavar="TEXT",
-                                      help="Answer this once and exit (default: interactive)."),
-    prompt_ids: str | None = typer.Option(None, "--prompt-ids", metavar="ID,ID,…",
-                                          help="Feed these token ids as they are (no template) "
-                                               "and exit; for exact reference checks."),
-    system: str | None = typer.Option(None, "--system", metavar="TEXT", help="System prompt."),
-    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", min=1, metavar="N",
-                                              help="Stop after N tokens (default: at EOS or "
-                                                   "the end of the sequence)."),
-    mode: str = typer.Option("greedy", "--generation-mode", metavar="greedy|penalty_sample",
-                             help="Most likely token, or penalty sampling."),
-    temperature: float = typer.Option(1.0, "--temperature", help="penalty_sample: temperature."),
-    top_p: float = typer.Option(1.0, "--top-p", help="penalty_sample: nucleus probability."),
-    top_k: int = typer.Option(50, "--top-k", help="penalty_sample: candidates at most."),
-    repeat_penalty: float = typer.Option(1.0, "--repeat-penalty",
-                                         help="penalty_sample: repetition penalty."),
-    repeat_last_n: int = typer.Option(32, "--repeat-last-n",
-                                      help="penalty_sample: penalise the last N tokens."),
-    seed: int | None = typer.Option(None, "--seed", help="penalty_sample: random seed."),
-    model_name: str | None = typer.Option(None, "--model", metavar="NAME",
-                                          help="Which loaded model answers (its file name "
-                                               "without .bmodel; default: the first given)."),
-    json_: bool = typer.Option(False, "--json", help="Print {prompt_ids, tokens, text, stats}."),
-    runtime: Path | None = typer.Option(None, "--runtime", metavar="DIR",
-                                        help="Vendor runtime directory (libbmrt.so, libbmlib.so)."),
-    strategy: str = typer.Option("callback", "--strategy", metavar="callback|memory",
-                                 help="How encrypted models are decrypted into the runtime."),
+    models: Annotated[list[str], typer.Argument(
+        metavar="MODEL...", help="LLM bmodels, plain or encrypted (several: separate arguments "
+                                 "or a comma-separated list).")],
+    tokenizer: Annotated[Path, typer.Option(
+        "--tokenizer", "-t", metavar="DIR",
+        help="The model's tokenizer folder (tokenizer.json, tokenizer_config.json, chat "
+             "template).")],
+    key: options.KeyFile = None,
+    passphrase: options.UsePassphrase = False,
+    prompt: Annotated[str | None, typer.Option(
+        "--prompt", metavar="TEXT", help="Answer this once and exit (default: interactive).")
+    ] = None,
+    prompt_ids: Annotated[str | None, typer.Option(
+        "--prompt-ids", metavar="ID,ID,…",
+        help="Feed these token ids as they are (no template) and exit; for exact reference "
+             "checks.")] = None,
+    system: Annotated[str | None, typer.Option(
+        "--system", metavar="TEXT", help="System prompt.")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(
+        "--max-new-tokens", min=1, metavar="N",
+        help="Stop after N tokens (default: at EOS or the end of the sequence).")] = None,
+    mode: Annotated[str, typer.Option(
+        "--generation-mode", metavar="greedy|penalty_sample",
+        help="Most likely token, or penalty sampling.")] = "greedy",
+    temperature: Annotated[float, typer.Option(
+        "--temperature", help="penalty_sample: temperature.")] = 1.0,
+    top_p: Annotated[float, typer.Option(
+        "--top-p", help="penalty_sample: nucleus probability.")] = 1.0,
+    top_k: Annotated[int, typer.Option(
+        "--top-k", help="penalty_sample: candidates at most.")] = 50,
+    repeat_penalty: Annotated[float, typer.Option(
+        "--repeat-penalty", help="penalty_sample: repetition penalty.")] = 1.0,
+    repeat_last_n: Annotated[int, typer.Option(
+        "--repeat-last-n", help="penalty_sample: penalise the last N tokens.")] = 32,
+    seed: Annotated[int | None, typer.Option(
+        "--seed", help="penalty_sample: random seed.")] = None,
+    model_name: Annotated[str | None, typer.Option(
+        "--model", metavar="NAME", help="Which loaded model answers (its file name without "
+                                        ".bmodel; default: the first given).")] = None,
+    json_: Annotated[bool, typer.Option(
+        "--json", help="Print {prompt_ids, tokens, text, stats}.")] = False,
+    runtime: options.RuntimeDir = None,
+    strategy: options.Strategy = "callback",
 ) -> None:
     """Chat with LLM bmodels (plain or encrypted) on the vendor runtime.
 
@@ -81,11 +81,8 @@ def chat_cmd(
     from bmcrypt.loader import STRATEGIES
 
     paths = [Path(p.strip()) for arg in models for p in arg.split(",") if p.strip()]
-    if strategy not in STRATEGIES:
-        raise typer.BadParameter(f"use one of {', '.join(STRATEGIES)}", param_hint="--strategy")
-    if mode not in GENERATION_MODES:
-        raise typer.BadParameter(f"use one of {', '.join(GENERATION_MODES)}",
-                                 param_hint="--generation-mode")
+    options.choice(strategy, STRATEGIES, "--strategy")
+    options.choice(mode, GENERATION_MODES, "--generation-mode")
     if prompt is not None and prompt_ids is not None:
         raise typer.BadParameter("give --prompt or --prompt-ids, not both",
                                  param_hint="--prompt-ids")
@@ -94,7 +91,7 @@ def chat_cmd(
                               temperature=temperature, top_p=top_p, top_k=top_k,
                               repeat_penalty=repeat_penalty, repeat_last_n=repeat_last_n,
                               seed=seed)
-    keyring = _keyring(paths, key, passphrase)
+    keyring = options.secret_if_needed(paths, key, passphrase)
     with ChatSession.open(paths, tokenizer, keyring, config=config,
                           strategy=cast("Strategy", strategy), runtime_dir=runtime,
                           system=system, model=model_name) as session:
@@ -118,22 +115,6 @@ def _parse_ids(text: str) -> list[int]:
         raise typer.BadParameter("give at least one non-negative token id",
                                  param_hint="--prompt-ids")
     return ids
-
-
-def _keyring(paths: list[Path], key: Path | None, passphrase: bool) -> Secret | None:
-    """The key, when one is given or needed.
-
-    --key / --passphrase are always honoured (a bad key file is an error even for plain
-    models). The environment is consulted only when a model is encrypted; with no key at all,
-    None: the planner then names the file that needs one.
-    """
-    if key is not None or passphrase:
-        return resolve_keys(key, passphrase or None, prompt=getpass.getpass)
-    if not any(p.is_file() and file_state(p) == "bmcrypt" for p in paths):
-        return None
-    if not (os.environ.get(ENV_KEY_FILE) or os.environ.get(ENV_PASSPHRASE)):
-        return None
-    return resolve_keys(None, None)
 
 
 def _report_load(session: ChatSession) -> None:

@@ -3,36 +3,31 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from bmcrypt.cli import options
 from bmcrypt.cli import output as output_
-from bmcrypt.cli.app import app
-from bmcrypt.errors import BmcryptError, InputFileError
-from bmcrypt.keys import resolve_keys
-from bmcrypt.native import plugin_path
-from bmcrypt.workflow import file_state
+from bmcrypt.errors import InputFileError
 
 if TYPE_CHECKING:  # numpy and the vendor runtime load only when `run` runs
     import numpy as np
 
 
-@app.command()
 def run(
-    model: Path = typer.Argument(..., help="A plain or encrypted .bmodel."),
-    inputs: Path = typer.Option(..., "--input", "-i", metavar="IN.npz",
-                                help="Input arrays, by input name (or in input order)."),
-    out: Path = typer.Option(..., "--output", "-o", metavar="OUT.npz",
-                             help="Where to save the outputs (by output name)."),
-    net: str | None = typer.Option(None, "--net", help="Net to run (default: the only one)."),
-    key: Path | None = typer.Option(None, "--key", "-k", metavar="KEYFILE",
-                                    help="Key file (default: $BMCRYPT_KEY_FILE)."),
-    passphrase: bool = typer.Option(False, "--passphrase", "-p", help="Use a passphrase."),
-    runtime: Path | None = typer.Option(None, "--runtime", metavar="DIR",
-                                        help="Runtime dir with libbmrt.so (default: found)."),
-    strategy: str = typer.Option("callback", "--strategy",
-                                 help="How encrypted models load: callback or memory."),
+    model: Annotated[Path, typer.Argument(help="A plain or encrypted .bmodel.")],
+    inputs: Annotated[Path, typer.Option(
+        "--input", "-i", metavar="IN.npz",
+        help="Input arrays, by input name (or in input order).")],
+    out: Annotated[Path, typer.Option(
+        "--output", "-o", metavar="OUT.npz", help="Where to save the outputs (by output name).")],
+    net: Annotated[str | None, typer.Option(
+        "--net", help="Net to run (default: the only one).")] = None,
+    key: options.KeyFile = None,
+    passphrase: options.UsePassphrase = False,
+    runtime: options.RuntimeDir = None,
+    strategy: options.Strategy = "callback",
 ) -> None:
     """Run one net of a model on inputs from an .npz file, like the vendor's model_runner."""
     import numpy as np
@@ -40,11 +35,8 @@ def run(
     from bmcrypt.loader import STRATEGIES, prepare
     from bmcrypt.runtime import Runtime
 
-    if strategy not in STRATEGIES:
-        raise BmcryptError(f"unknown strategy {strategy!r}", hint="use callback or memory")
-    keyring = None
-    if file_state(model) == "bmcrypt":
-        keyring = resolve_keys(key, passphrase or None)
+    options.choice(strategy, STRATEGIES, "--strategy")
+    keyring = options.secret_if_needed([model], key, passphrase)
     arrays = _read_npz(inputs)
     # Verify (or decrypt) before the runtime opens: its threads compete for the CPUs.
     with prepare(model, keyring, strategy=strategy) as ready, Runtime(runtime) as rt:  # type: ignore[arg-type]
@@ -85,7 +77,8 @@ def _pick_net(nets: tuple[str, ...], wanted: str | None) -> str:
     return nets[0]
 
 
-@app.command("plugin-path")
 def plugin_path_cmd() -> None:
     """Print the absolute path of libbmcrypt.so (for bmrt_load_bmodel_with_decrypt_lib, -lib)."""
-    output_.out.print(str(plugin_path()), markup=False)
+    from bmcrypt.plugin import plugin_path
+
+    output_.data(str(plugin_path()))

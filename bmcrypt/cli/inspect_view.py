@@ -14,26 +14,19 @@ from typing import Any
 from rich.text import Text
 
 from bmcrypt.cli.output import out
-from bmcrypt.inspect import (
-    CoeffRegionInfo,
-    Comparison,
-    FileFailure,
-    FileReport,
-    ModuleInfo,
-    NetInfo,
-    TensorInfo,
-)
+from bmcrypt.inspect import report
 
 _STATE_STYLE = {"plain": "green", "bmcrypt": "cyan", "foreign": "yellow"}
 _VERDICT_STYLE = {"identical": "green", "partly_shared": "yellow", "different": "red",
                   "unknown": "yellow"}
 
 
-def render(results: Sequence[FileReport | FileFailure], comparison: Comparison | None) -> None:
+def render(results: Sequence[report.FileReport | report.FileFailure],
+           comparison: report.Comparison | None) -> None:
     """Print every readable file's report (failures go to stderr elsewhere), then the comparison."""
     first = True
     for r in results:
-        if isinstance(r, FileFailure):
+        if isinstance(r, report.FileFailure):
             continue
         if not first:
             out.print()
@@ -67,7 +60,7 @@ def _columns(rows: Sequence[Sequence[str]], indent: int, right: Sequence[int] = 
 # ---------------------------------------------------------------- one file
 
 
-def _file(r: FileReport) -> None:
+def _file(r: report.FileReport) -> None:
     _line(r.path, "bold")
     state = r.encryption["state"]
     rows = [["file", f"{r.size} bytes, {_state_text(r)}"]]
@@ -99,7 +92,7 @@ def _file(r: FileReport) -> None:
     _layout(r)
 
 
-def _state_text(r: FileReport) -> str:
+def _state_text(r: report.FileReport) -> str:
     e = r.encryption
     if e["state"] == "plain":
         return "plain (not encrypted)"
@@ -129,7 +122,7 @@ def _bmcrypt_rows(e: dict[str, Any]) -> list[list[str]]:
     ]
 
 
-def _module_text(m: ModuleInfo | None) -> str:
+def _module_text(m: report.ModuleInfo | None) -> str:
     if m is None:
         return "none"
     if not m.name and not m.size:
@@ -140,7 +133,7 @@ def _module_text(m: ModuleInfo | None) -> str:
 # ---------------------------------------------------------------- nets, weights, layout
 
 
-def _nets(nets: list[NetInfo]) -> None:
+def _nets(nets: list[report.NetInfo]) -> None:
     dynamic = sum(n.dynamic for n in nets)
     out.print()
     _line(f"  nets: {len(nets)} ({len(nets) - dynamic} static, {dynamic} dynamic)", "bold")
@@ -161,12 +154,12 @@ def _nets(nets: list[NetInfo]) -> None:
                 _line(line)
 
 
-def _io_row(direction: str, t: TensorInfo, prefix: str) -> list[str]:
+def _io_row(direction: str, t: report.TensorInfo, prefix: str) -> list[str]:
     shape = "[" + ", ".join(f"{prefix}{d}" for d in t.shape) + "]"
     return [direction, t.name, shape, t.dtype, f"scale {t.scale:g}", f"zero point {t.zero_point}"]
 
 
-def _weights(regions: list[CoeffRegionInfo]) -> None:
+def _weights(regions: list[report.CoeffRegionInfo]) -> None:
     total = sum(c.size for c in regions)
     encrypted = sum(c.encrypted for c in regions)
     out.print()
@@ -189,7 +182,7 @@ def _n(count: int, word: str) -> str:
     return f"{count} {word}" + ("" if count == 1 else "s")
 
 
-def _layout(r: FileReport) -> None:
+def _layout(r: report.FileReport) -> None:
     out.print()
     _line(f"  layout: {_n(len(r.layout), 'part')}", "bold")
     rows = [["offset", "end", "size", "kind", "what"]]
@@ -210,7 +203,7 @@ def _layout(r: FileReport) -> None:
 # ---------------------------------------------------------------- several files
 
 
-def _comparison(c: Comparison, paths: list[str]) -> None:
+def _comparison(c: report.Comparison, paths: list[str]) -> None:
     """The verdict, the files by number, and which file has which weight region."""
     _styled((f"weights of the {len(paths)} files: ", "bold"),
             (c.weights.replace("_", " "), _VERDICT_STYLE[c.weights]))

@@ -6,9 +6,6 @@ import sys
 
 import typer
 
-import bmcrypt.cli.cmd_chat  # noqa: F401
-import bmcrypt.cli.cmd_inspect  # noqa: F401
-import bmcrypt.cli.cmd_run  # noqa: F401
 from bmcrypt.cli import output
 from bmcrypt.cli.app import app
 from bmcrypt.errors import BmcryptError

@@ -22,6 +22,11 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2) + "\n")
 
 
+def data(line: str) -> None:
+    """A line of the command's result, on stdout (never markup: names are printed as they are)."""
+    out.print(line, markup=False)
+
+
 def error(exc: BmcryptError) -> None:
     """The one-line error with its hint, age-style: `bmcrypt: error: …` then `bmcrypt: hint: …`."""
     err.print(f"bmcrypt: error: {exc.message}", markup=False)

@@ -2,11 +2,11 @@
 
 Knows nothing about bmodels or files. Modules, lowest first:
 
-- `layout`   — the header's bytes and the limits of §3.1 (no cryptography, no key)
+- `envelope_header` — the header's bytes and the limits of §3.1 (no cryptography, no key)
 - `kdf`      — user keys (`UserKey`, `Passphrase`) and every derivation
 - `keyblock` — DK wrapped under K; wrong key vs tampered (§4); per-file `FileKeys`
 - `envelope` — segments: `seal`/`unseal` whole, `Sealer`/`Unsealer` streaming
-- `manifest` — E₂'s trailer and the clear-span digest (§5)
+- `segment_cipher` — the segment cipher: the native core (Crypto++) or pycryptodome, one interface
 
 Typical use::
 
@@ -16,17 +16,7 @@ Typical use::
 """
 
 from bmcrypt.crypto.envelope import Sealer, Unsealer, seal, unseal
-from bmcrypt.crypto.kdf import KeySource, Passphrase, Rng, ScryptParams, Secret, UserKey, wipe
-from bmcrypt.crypto.keyblock import (
-    FileKeys,
-    KeyBlock,
-    Keyring,
-    new_file,
-    open_key_block,
-    parse_key_block,
-    rewrap,
-)
-from bmcrypt.crypto.layout import (
+from bmcrypt.crypto.envelope_header import (
     DEFAULT_SEG_LOG2,
     HEADER_LEN,
     KEY_BLOCK_LEN,
@@ -37,19 +27,21 @@ from bmcrypt.crypto.layout import (
     envelope_length,
     parse_header,
 )
-from bmcrypt.crypto.manifest import (
-    MANIFEST_LEN,
-    ClearDigest,
-    Manifest,
-    clear_digest,
-    clear_spans,
-    parse_manifest,
+from bmcrypt.crypto.kdf import KeySource, Passphrase, Rng, ScryptParams, Secret, UserKey, wipe
+from bmcrypt.crypto.keyblock import (
+    FileKeys,
+    KeyBlock,
+    Keyring,
+    new_file,
+    open_key_block,
+    parse_key_block,
+    rewrap,
 )
 
 __all__ = [
-    "DEFAULT_SEG_LOG2", "HEADER_LEN", "KEY_BLOCK_LEN", "KEY_BLOCK_OFFSET", "MANIFEST_LEN",
-    "MAX_PLAINTEXT_LEN", "ClearDigest", "FileKeys", "Header", "KeyBlock", "KeySource", "Keyring",
-    "Kind", "Manifest", "Passphrase", "Rng", "ScryptParams", "Sealer", "Secret", "Unsealer",
-    "UserKey", "clear_digest", "clear_spans", "envelope_length", "new_file", "open_key_block",
-    "parse_header", "parse_key_block", "parse_manifest", "rewrap", "seal", "unseal", "wipe",
+    "DEFAULT_SEG_LOG2", "HEADER_LEN", "KEY_BLOCK_LEN", "KEY_BLOCK_OFFSET",
+    "MAX_PLAINTEXT_LEN", "FileKeys", "Header", "KeyBlock", "KeySource", "Keyring",
+    "Kind", "Passphrase", "Rng", "ScryptParams", "Sealer", "Secret", "Unsealer",
+    "UserKey", "envelope_length", "new_file", "open_key_block",
+    "parse_header", "parse_key_block", "rewrap", "seal", "unseal", "wipe",
 ]

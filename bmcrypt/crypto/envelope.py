@@ -19,12 +19,11 @@ Two ways through, byte-identical for the same random bytes:
 
 from __future__ import annotations
 
-from bmcrypt.crypto.kdf import Rng, default_rng
-from bmcrypt.crypto.keyblock import FileKeys, Keyring, open_key_block
-from bmcrypt.crypto.layout import (
+from bmcrypt.crypto.envelope_header import (
     DEFAULT_SEG_LOG2,
     HEADER_LEN,
     ID_LEN,
+    PUBLIC_HEADER_LEN,
     TAG_LEN,
     Buffer,
     Header,
@@ -34,6 +33,8 @@ from bmcrypt.crypto.layout import (
     parse_header,
     segment_count,
 )
+from bmcrypt.crypto.kdf import Rng, default_rng
+from bmcrypt.crypto.keyblock import FileKeys, Keyring, open_key_block
 from bmcrypt.errors import BmcryptError, Corrupt, Tampered, Truncated
 
 
@@ -254,6 +255,53 @@ class _Segments:
             self._buf = bytearray(min(self.piece, self.total))
         self._buf[self._fill:self._fill + len(src)] = src
         self._fill += len(src)
+
+
+def seal_segment_run(keys: FileKeys, public: Buffer, first: int, plain: Buffer,
+                     out: Buffer) -> int:
+    """Seal whole segments (or the envelope's rest) from number `first` of the envelope whose
+    48-byte public header is `public`, into `out`; return the bytes written (the engine API)."""
+    header, pk = _run_keys(keys, public)
+    src, dst = byte_view(plain), byte_view(out)
+    seg, n = header.segment_size, header.segment_count
+    written = 0
+    for i, at in enumerate(range(0, max(len(src), 1), seg)):
+        chunk = src[at:at + seg]
+        _seal_segment(pk, header.public, first + i, first + i == n - 1, chunk,
+                      dst[written:written + len(chunk) + TAG_LEN])
+        written += len(chunk) + TAG_LEN
+    return written
+
+
+def open_segment_run(keys: FileKeys, public: Buffer, first: int, records: Buffer,
+                     out: Buffer) -> int:
+    """Open segment records from number `first` into `out`; return the plaintext length.
+    Tampered, with what was written wiped, when one fails (the engine API)."""
+    header, pk = _run_keys(keys, public)
+    src, dst = byte_view(records), byte_view(out)
+    rec, n = header.segment_size + TAG_LEN, header.segment_count
+    done = 0
+    try:
+        for i, at in enumerate(range(0, max(len(src), 1), rec)):
+            record = src[at:at + rec]
+            size = len(record) - TAG_LEN
+            _open_segment(pk, header.public, first + i, first + i == n - 1, record,
+                          dst[done:done + size])
+            done += size
+    except Tampered:
+        dst[:done] = bytes(done)
+        raise
+    return done
+
+
+def _run_keys(keys: FileKeys, public: Buffer) -> tuple[Header, bytes]:
+    head = bytes(byte_view(public))
+    if len(head) != PUBLIC_HEADER_LEN:
+        raise ValueError("not the 48-byte public header of an envelope")
+    header = parse_header(head + keys.key_block, whole=False)
+    if header.file_id != keys.file_id:
+        raise ValueError("the envelope is of another file")
+    return header, keys.payload_key(header.region_salt)
 
 
 def _nonce(i: int, last: bool) -> bytes:

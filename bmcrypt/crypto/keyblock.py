@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NoReturn
 
+from bmcrypt.crypto.envelope_header import FORMAT_PREFIX, ID_LEN, KEY_BLOCK_LEN, TAG_LEN, Header
 from bmcrypt.crypto.kdf import (
     SALT_LEN,
     KeySource,
@@ -33,7 +34,6 @@ from bmcrypt.crypto.kdf import (
     default_rng,
     payload_key,
 )
-from bmcrypt.crypto.layout import FORMAT_PREFIX, ID_LEN, KEY_BLOCK_LEN, TAG_LEN, Header
 from bmcrypt.errors import Corrupt, NoKey, Tampered, UnsupportedVersion, WrongKey
 
 DK_LEN = 32

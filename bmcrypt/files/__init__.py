@@ -18,7 +18,7 @@ from .cleanup import cleanup_stale_temps
 from .hashing import Progress, sha256_file
 from .journal import Patch, RecoveryOutcome, journal_path, patch_in_place, recover_journal
 from .locking import file_lock, lock_path
-from .manifest import manifest_path
+from .sha256sum import manifest_path
 
 __all__ = [
     "BackupResult",

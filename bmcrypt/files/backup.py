@@ -24,8 +24,8 @@ from .cleanup import cleanup_stale_temps
 from .hashing import Progress, copy_hashing, hash_from_disk, hash_stream
 from .journal import discard_journal
 from .locking import file_lock
-from .manifest import manifest_path, read_manifest, write_manifest
 from .paths import check_input_file, real_path
+from .sha256sum import manifest_path, read_manifest, write_manifest
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bmcrypt.bmodel import _walk, reader
-from bmcrypt.bmodel.header import EncryptionState
+from bmcrypt.bmodel import decode_flatbuffer, reader
 from bmcrypt.crypto import Secret
 from bmcrypt.errors import BmcryptError, KeyProblem, WrongKey
 from bmcrypt.inspect.compare import compare
@@ -49,7 +48,8 @@ from bmcrypt.inspect.sealed import (
     opened_report,
     sealed_report,
 )
-from bmcrypt.protect.opened import ENVELOPE_MAGIC, open_encrypted
+from bmcrypt.protect.container import FileState, state_of
+from bmcrypt.protect.opened import open_encrypted
 
 # ---------------------------------------------------------------- keys
 
@@ -119,13 +119,14 @@ def _is_key_problem(exc: BmcryptError) -> bool:
 
 def _inspect(path: Path, key: KeyChoice | None) -> FileReport:
     head = reader.probe_file(path)  # InputFileError / NotABmodel / Truncated
-    if head.state is EncryptionState.PLAIN:
+    state = state_of(head)
+    if state == FileState.PLAIN:
         raw = reader.read_raw(path)
-        root = _walk.decode(raw.flatbuffer)
+        root = decode_flatbuffer(raw.flatbuffer)
         return plain_report(model_from_flatbuffer(raw.path, raw.file_size, raw.header, root),
                              root)
     size = path.stat().st_size
-    if head.tag != ENVELOPE_MAGIC:
+    if state == FileState.FOREIGN:
         return foreign_report(path, size, head.header_size)
     secret = key.secret() if key is not None else None
     if key is None or secret is None:

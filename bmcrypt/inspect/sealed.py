@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bmcrypt.bmodel import _walk, reader
+from bmcrypt.bmodel import decode_flatbuffer, reader
 from bmcrypt.bmodel.header import Header
 from bmcrypt.bmodel.memory import memory_info
 from bmcrypt.bmodel.model import BModel
@@ -120,7 +120,7 @@ def _bmcrypt_info(e1: EnvelopeHeader, e2: EnvelopeHeader, header_size: int, fb_l
 
 def opened_report(o: Opened) -> FileReport:
     """An authenticated bmcrypt file, reported like the plain model it holds."""
-    root = _walk.decode(o.flatbuffer)
+    root = decode_flatbuffer(o.flatbuffer)
     m = model_from_flatbuffer(o.path, o.file_size,
                               Header(o.header_size, o.flatbuffers_size, o.binary_size), root)
     # Memory as for the decrypted file (what model_tool says of it, and what the runtime
@@ -143,7 +143,7 @@ def opened_report(o: Opened) -> FileReport:
 
 def model_from_flatbuffer(path: Path, file_size: int, header: Header,
                           root: dict[str, Any]) -> BModel:
-    """A BModel from an already decrypted and verified FlatBuffer (decoded by ``_walk``).
+    """A BModel from an already decrypted and verified FlatBuffer (by ``decode_flatbuffer``).
 
     Uses the reader's builder as is: every Binary is checked against ``header.binary_size``
     and the layout tiles the file with ``header``'s sizes (here: the envelopes' sizes).

@@ -14,8 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bmcrypt.bmodel import _walk
-from bmcrypt.bmodel._fbs.bmodel.Model import Model, ModelT
+from bmcrypt.bmodel import ModelT, decode_flatbuffer, unpack_flatbuffer
 from bmcrypt.bmodel.header import MAGIC_BYTES
 from bmcrypt.crypto import (
     HEADER_LEN,
@@ -23,10 +22,8 @@ from bmcrypt.crypto import (
     Header,
     Keyring,
     Kind,
-    Manifest,
     open_key_block,
     parse_header,
-    parse_manifest,
     unseal,
 )
 from bmcrypt.errors import (
@@ -38,9 +35,8 @@ from bmcrypt.errors import (
     Tampered,
     Truncated,
 )
-
-ENVELOPE_MAGIC = b"BMCE"
-TAIL_LEN = 56
+from bmcrypt.protect.container import ENVELOPE_MAGIC, TAIL_LEN
+from bmcrypt.protect.manifest import Manifest, parse_manifest
 
 
 @dataclass(frozen=True)
@@ -80,7 +76,7 @@ class Opened:
         return memoryview(self.mm)[base + start:base + start + size]
 
     def unpack(self) -> ModelT:
-        return ModelT.InitFromObj(Model.GetRootAs(self.flatbuffer, 0))
+        return unpack_flatbuffer(self.flatbuffer)
 
 
 def _map(path: str | os.PathLike[str]) -> tuple[Path, mmap.mmap]:
@@ -162,7 +158,7 @@ def _open(p: Path, mm: mmap.mmap, keyring: Keyring) -> Opened:
         fb = bytes(plain)
     else:
         raise Corrupt(f"{p}: the FlatBuffer envelope has kind {e2.kind}")
-    _walk.decode(fb)  # verify before anyone trusts an offset in it
+    decode_flatbuffer(fb)  # verify before anyone trusts an offset in it
     return Opened(p, mm, len(mm), header_size, e1, keys, bytes(e1.key_block), fb_size, binary_size,
                   fb, manifest)
 

@@ -14,7 +14,7 @@ from bmcrypt.crypto import HEADER_LEN, KEY_BLOCK_OFFSET, Keyring, Secret, parse_
 from bmcrypt.errors import Tampered
 from bmcrypt.files import patch_in_place
 from bmcrypt.protect.opened import open_encrypted
-from bmcrypt.protect.plan import coeff_mems
+from bmcrypt.protect.region_plan import coeff_mems
 
 
 @dataclass(frozen=True)

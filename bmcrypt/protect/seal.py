@@ -11,7 +11,8 @@ envelope on as many threads as there are cores (hashing, the native core, pycryp
 writes all release the GIL), and one job copies the clear bytes in order. Within a job each
 segment is read once into a small buffer, then hashed against the check_code and encrypted while
 it is still in the CPU cache, then written where it belongs. The native core seals when
-`bmcrypt._native` is installed, pycryptodome otherwise: both write the same envelopes.
+`bmcrypt._native` is installed, pycryptodome otherwise (`crypto.segment_cipher`): the same
+envelopes.
 """
 
 from __future__ import annotations
@@ -19,30 +20,20 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from bmcrypt.bmodel.header import MAGIC
 from bmcrypt.bmodel.reader import MappedBmodel
 from bmcrypt.bmodel.writer import pack_flatbuffer
-from bmcrypt.crypto import (
-    DEFAULT_SEG_LOG2,
-    MANIFEST_LEN,
-    ClearDigest,
-    FileKeys,
-    Kind,
-    Manifest,
-    Sealer,
-    envelope_length,
-    seal,
-)
-from bmcrypt.crypto.layout import ID_LEN, TAG_LEN, pack_public_header
+from bmcrypt.crypto import DEFAULT_SEG_LOG2, FileKeys, Kind, envelope_length, seal
+from bmcrypt.crypto.envelope_header import ID_LEN, TAG_LEN, Buffer, pack_public_header
+from bmcrypt.crypto.segment_cipher import Engine, engine_for
 from bmcrypt.errors import Corrupt, InputFileError
-from bmcrypt.protect.plan import Piece, Plan, coeff_mems, plan_seal
-from bmcrypt.protect.stream import CHUNK, Progress, Source, Streamer, Writeback
-
-TAIL_LEN = 56  # the header tail the runtime decrypts: u32 fb size, u64 binary size, 44 zeros
+from bmcrypt.protect.container import TAIL_LEN, pack_tail
+from bmcrypt.protect.manifest import MANIFEST_LEN, ClearDigest, Manifest
+from bmcrypt.protect.region_plan import Piece, Plan, coeff_mems, plan_seal
+from bmcrypt.protect.stream import CHUNK, Job, Progress, Source, Streamer, Writeback, copy_clear
 
 
 @dataclass(frozen=True)
@@ -57,11 +48,6 @@ class SealReport:
     sealed_bytes: int
     sealed_nets: tuple[str, ...]
     key_id: str
-
-
-def pack_tail(flatbuffers_size: int, binary_size: int) -> bytes:
-    """The 56-byte header tail E₁ protects."""
-    return struct.pack("<IQ", flatbuffers_size, binary_size) + bytes(44)
 
 
 def seal_bmodel(src: MappedBmodel, out: BinaryIO, keys: FileKeys, *,
@@ -117,52 +103,23 @@ def seal_bmodel(src: MappedBmodel, out: BinaryIO, keys: FileKeys, *,
     )
 
 
-# ---------------------------------------------------------------- envelopes, by engine
+# ---------------------------------------------------------------- one envelope, streamed
 
 
-def native_keys(keys: FileKeys) -> Any | None:
-    """The native core's twin of `keys` when the extension can stream envelopes, else None."""
-    try:
-        from bmcrypt import _native
-    except ImportError:
-        return None
-    if not hasattr(_native.FileKeys, "seal_segments"):
-        return None
-    return _native.FileKeys.from_parts(keys.file_id, keys.key_block, keys._dk)
+class _Envelope:
+    """One weight envelope, sealed segment by segment into one reused buffer by the engine."""
 
-
-class _NativeEnvelope:
-    """One envelope sealed by the native core, segment by segment into one reused buffer."""
-
-    def __init__(self, nkeys: Any, keys: FileKeys, kind: int, plaintext_len: int,
+    def __init__(self, engine: Engine, keys: FileKeys, kind: int, plaintext_len: int,
                  seg_log2: int) -> None:
         self._public = pack_public_header(kind, seg_log2, plaintext_len, keys.file_id,
                                           os.urandom(ID_LEN))
         self.head = self._public + keys.key_block
-        self._nkeys, self._seg_log2 = nkeys, seg_log2
+        self._engine, self._seg_log2 = engine, seg_log2
         self._buf = bytearray(min(plaintext_len, 1 << seg_log2) + TAG_LEN)
 
     def update(self, done: int, plain: memoryview) -> memoryview:
-        n = self._nkeys.seal_segments(self._public, done >> self._seg_log2, plain, self._buf)
+        n = self._engine.seal_segments(self._public, done >> self._seg_log2, plain, self._buf)
         return memoryview(self._buf)[:n]
-
-    def finish(self) -> bytes:
-        return b""
-
-
-class _PythonEnvelope:
-    """The same envelope through pycryptodome (`Sealer` emits the header with its first bytes)."""
-
-    head = b""
-
-    def __init__(self, keys: FileKeys, kind: int, plaintext_len: int, seg_log2: int) -> None:
-        self._sealer = Sealer(keys, kind, plaintext_len, seg_log2=seg_log2)
-
-    def update(self, done: int, plain: memoryview) -> bytearray:
-        return self._sealer.update(plain)
-
-    def finish(self) -> bytearray:
-        return self._sealer.finish()
 
 
 def _write_region(src: MappedBmodel, plan: Plan, out: BinaryIO, keys: FileKeys,
@@ -175,53 +132,28 @@ def _write_region(src: MappedBmodel, plan: Plan, out: BinaryIO, keys: FileKeys,
     """
     streamer = Streamer(out, out.tell(), progress)
     source = Source(src.binary(0, 0), src.raw.path)
-    nkeys = native_keys(keys)
+    engine = engine_for(keys)
     base = src.raw.header.binary_offset  # file offset of the binary region
 
-    def clear_job(pieces: list[Piece]) -> Callable[[Streamer], None]:
-        return lambda s: _copy_clear(source, base, pieces, digest, s)
+    def put(offset: int, data: Buffer, wb: Writeback | None) -> None:
+        streamer.write(offset, data, wb.next(offset, len(data)) if wb else None)
 
-    def seal_job(piece: Piece) -> Callable[[Streamer], None]:
-        return lambda s: _seal_piece(source, base, piece, nkeys, keys, seg_log2, s)
+    def clear_job(pieces: list[Piece]) -> Job:
+        # The digest covers the new region's clear runs, padding included (FORMAT §5).
+        return lambda s: copy_clear(source, base, pieces, digest, lambda p: p.dst, put, s)
 
-    if not streamer.parallel:  # one stream: every piece in file order
-        jobs = [clear_job([p]) if p.kind != "seal" else seal_job(p) for p in plan.pieces]
-    else:
-        seals = sorted(plan.seal_pieces(), key=lambda p: -p.plain_size)  # big ones first
-        jobs = [clear_job([p for p in plan.pieces if p.kind != "seal"])]
-        jobs += [seal_job(p) for p in seals]
+    def seal_job(piece: Piece) -> Job:
+        return lambda s: _seal_piece(source, base, piece, engine, keys, seg_log2, s)
+
     try:
-        streamer.run(jobs)
+        streamer.run(streamer.jobs(plan.pieces, clear_job, seal_job, biggest_first=True))
     finally:
         source.close()
 
 
-def _copy_clear(source: Source, base: int, pieces: list[Piece], digest: ClearDigest,
-                s: Streamer) -> None:
-    wb = Writeback()
-    for piece in pieces:
-        if piece.kind == "zero":
-            zeros = bytes(piece.size)
-            digest.update(piece.dst, zeros)
-            s.write(piece.dst, zeros)
-            continue
-        at = base + piece.src
-        for done in range(0, piece.size, CHUNK):
-            view = source.view(at + done, min(CHUNK, piece.size - done))
-            source.read_ahead(at + done, at + piece.size, CHUNK)
-            digest.update(piece.dst + done, view)
-            s.write(piece.dst + done, view, wb.next(piece.dst + done, len(view)))
-            source.release(at + done, len(view))
-            s.report(len(view))
-
-
-def _seal_piece(source: Source, base: int, piece: Piece, nkeys: Any, keys: FileKeys,
+def _seal_piece(source: Source, base: int, piece: Piece, engine: Engine, keys: FileKeys,
                 seg_log2: int, s: Streamer) -> None:
-    envelope: _NativeEnvelope | _PythonEnvelope
-    if nkeys is not None:
-        envelope = _NativeEnvelope(nkeys, keys, Kind.WEIGHTS, piece.plain_size, seg_log2)
-    else:
-        envelope = _PythonEnvelope(keys, Kind.WEIGHTS, piece.plain_size, seg_log2)
+    envelope = _Envelope(engine, keys, Kind.WEIGHTS, piece.plain_size, seg_log2)
     pos = piece.dst
     s.write(pos, envelope.head)
     pos += len(envelope.head)
@@ -243,7 +175,6 @@ def _seal_piece(source: Source, base: int, piece: Piece, nkeys: Any, keys: FileK
         s.write(pos, sealed, wb.next(pos, len(sealed)))
         pos += len(sealed)
         s.report(len(view))
-    s.write(pos, envelope.finish())
     last = (max(size, 1) - 1) // chunk * chunk
     source.release(at + last, size - last)
     if sha.digest() != piece.check_code:

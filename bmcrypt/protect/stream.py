@@ -3,6 +3,7 @@
 - `Streamer` runs one job per envelope (and one for the clear bytes) on as many threads as there
   are cores, writes each result where it belongs with `pwrite`, and reports progress from the
   calling thread; the first failure stops every job.
+- `copy_clear` is the clear bytes' job: copied in order, hashed into the clear digest.
 - `Writeback` hands what was written to the kernel's writeback every few MiB, so the final
   fsync has little left to do.
 - `Source` is the mapped input with read-ahead advice and per-chunk bounds checks.
@@ -18,16 +19,23 @@ import stat
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from bmcrypt.crypto.layout import Buffer
+from bmcrypt.crypto.envelope_header import Buffer
 from bmcrypt.errors import Corrupt
 from bmcrypt.files.atomic import start_writeback
+
+if TYPE_CHECKING:
+    from bmcrypt.protect.manifest import ClearDigest
+    from bmcrypt.protect.region_plan import Piece
 
 CHUNK = 8 << 20  # bytes per step: large enough for throughput, small for memory
 AHEAD = 32 << 20  # bytes of the input the kernel is kept reading ahead of each job
 
 Progress = Callable[[int], None]  # called with the number of plaintext bytes just processed
+Job = Callable[["Streamer"], None]  # work one thread does in order
+#: Where output bytes go: (offset in the new region, bytes, the job's writeback or None).
+Put = Callable[[int, Buffer, "Writeback | None"], None]
 
 
 class Streamer:
@@ -60,7 +68,20 @@ class Streamer:
     def parallel(self) -> bool:
         return self._out is None or self._fd is not None
 
-    def run(self, jobs: Sequence[Callable[[Streamer], None]]) -> None:
+    def jobs(self, pieces: Sequence[Piece], clear_job: Callable[[list[Piece]], Job],
+             envelope_job: Callable[[Piece], Job], *, biggest_first: bool = False) -> list[Job]:
+        """The jobs for a plan's pieces: with one output stream, every piece in file order;
+        otherwise one job for all clear pieces (the digest needs them in order) and one per
+        envelope (the biggest first when asked, so the longest job starts early)."""
+        if not self.parallel:
+            return [clear_job([p]) if p.kind != "seal" else envelope_job(p) for p in pieces]
+        envelopes = [p for p in pieces if p.kind == "seal"]
+        if biggest_first:
+            envelopes.sort(key=lambda p: -p.plain_size)
+        return [clear_job([p for p in pieces if p.kind != "seal"])] + [
+            envelope_job(p) for p in envelopes]
+
+    def run(self, jobs: Sequence[Job]) -> None:
         """Run every job (in parallel when `parallel`); raise the first failing job's error."""
         workers = min(len(jobs), _cpu_count()) if self.parallel else 1
         if workers <= 1:
@@ -80,7 +101,7 @@ class Streamer:
         if real:
             raise real[0]
 
-    def _guarded(self, job: Callable[[Streamer], None]) -> None:
+    def _guarded(self, job: Job) -> None:
         try:
             job(self)
         except BaseException:
@@ -121,6 +142,30 @@ class Streamer:
             view, at = view[n:], at + n
         if kick_from is not None:
             start_writeback(self._fd, self._base + kick_from, offset + len(data) - kick_from)
+
+
+def copy_clear(source: Source, base: int, pieces: Sequence[Piece], digest: ClearDigest,
+               digest_at: Callable[[Piece], int | None], put: Put, s: Streamer) -> None:
+    """The clear pieces' job: copy each (zero padding made, not read) to `put`, in order,
+    hashing it into `digest` at the offset `digest_at` names (None: not covered)."""
+    wb = Writeback()
+    for piece in pieces:
+        at_digest = digest_at(piece)
+        if piece.kind == "zero":
+            zeros = bytes(piece.size)
+            if at_digest is not None:
+                digest.update(at_digest, zeros)
+            put(piece.dst, zeros, None)
+            continue
+        at = base + piece.src
+        for done in range(0, piece.size, CHUNK):
+            view = source.view(at + done, min(CHUNK, piece.size - done))
+            source.read_ahead(at + done, at + piece.size, CHUNK)
+            if at_digest is not None:
+                digest.update(at_digest + done, view)
+            put(piece.dst + done, view, wb)
+            source.release(at + done, len(view))
+            s.report(len(view))
 
 
 class _Stopped(Exception):

@@ -10,26 +10,26 @@ Like sealing (seal.py), the envelopes are opened in parallel, one job per envelo
 read once into a small buffer (its tag makes reading it by `pread` safe), decrypted, and hashed
 while the plaintext is still in the CPU cache; into memory, segments are decrypted straight to
 their place in the buffer. The native core opens them when `bmcrypt._native` is installed,
-pycryptodome otherwise.
+pycryptodome otherwise (`crypto.segment_cipher`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from bmcrypt.bmodel.header import build_header
 from bmcrypt.bmodel.writer import pack_flatbuffer
-from bmcrypt.crypto import HEADER_LEN, ClearDigest, Kind, Unsealer, parse_header, wipe
-from bmcrypt.crypto.layout import TAG_LEN, Header
+from bmcrypt.crypto import HEADER_LEN, Kind, parse_header, wipe
+from bmcrypt.crypto.envelope_header import TAG_LEN, Buffer, Header
+from bmcrypt.crypto.segment_cipher import Engine, engine_for
 from bmcrypt.errors import Corrupt, Tampered
+from bmcrypt.protect.manifest import ClearDigest
 from bmcrypt.protect.opened import Opened
-from bmcrypt.protect.plan import Piece, Plan, plan_open
-from bmcrypt.protect.seal import native_keys
-from bmcrypt.protect.stream import CHUNK, Progress, Source, Streamer, Writeback
+from bmcrypt.protect.region_plan import Piece, Plan, plan_open
+from bmcrypt.protect.stream import CHUNK, Job, Progress, Source, Streamer, Writeback, copy_clear
 
 
 @dataclass(frozen=True)
@@ -73,14 +73,9 @@ def unseal_file(opened: Opened, out: BinaryIO | None = None,
 def unseal_to_memory(opened: Opened) -> bytearray:
     """The plain bmodel of `opened` in one buffer, fully authenticated (or an exception).
 
-    Weights are decrypted by the native core straight into their place in the buffer (in
-    parallel, envelope by envelope) when it is available; no other full-size copy is made.
+    Weights are decrypted straight into their place in the buffer (in parallel, envelope by
+    envelope); no other full-size copy is made.
     """
-    nkeys = native_keys(opened.keys)
-    if nkeys is None:  # a source tree without the extension: the pure-Python path
-        buf = io.BytesIO()
-        unseal_file(opened, buf)
-        return bytearray(buf.getbuffer())
     model = opened.unpack()
     plan = plan_open(model, opened.binary_size)
     flatbuffer = pack_flatbuffer(model)
@@ -120,7 +115,7 @@ class _Plain:
             return self.memory[offset:offset + n]
         return memoryview(scratch)[:n]
 
-    def put(self, offset: int, data: Any, writeback: Writeback | None = None) -> None:
+    def put(self, offset: int, data: Buffer, writeback: Writeback | None = None) -> None:
         """`data` belongs at `offset` (a no-op for a target that already is in place)."""
         if self.memory is not None:
             if not (isinstance(data, memoryview) and data.obj is self.memory.obj):
@@ -135,43 +130,23 @@ def _open_region(opened: Opened, plan: Plan, streamer: Streamer,
     """Authenticate (and place) the whole binary region; returns the clear digest's result."""
     source = Source(memoryview(opened.mm), opened.path)
     plain = _Plain(streamer, memory)
+    # The digest covers the sealed file's clear runs, by their place in it (FORMAT §5).
     digest = ClearDigest([(p.src, p.size) for p in plan.pieces if p.kind == "clear"])
-    nkeys = native_keys(opened.keys)
+    engine = engine_for(opened.keys)
     base = opened.binary_offset
 
-    def clear_job(pieces: list[Piece]) -> Callable[[Streamer], None]:
-        return lambda s: _copy_clear(source, base, pieces, digest, plain, s)
+    def clear_job(pieces: list[Piece]) -> Job:
+        return lambda s: copy_clear(source, base, pieces, digest,
+                                    lambda p: p.src if p.kind == "clear" else None, plain.put, s)
 
-    def seal_job(piece: Piece) -> Callable[[Streamer], None]:
-        return lambda s: _open_piece(opened, source, piece, nkeys, plain, s)
+    def envelope_job(piece: Piece) -> Job:
+        return lambda s: _open_piece(opened, source, piece, engine, plain, s)
 
-    if not streamer.parallel:  # one output stream: every piece in file order
-        jobs = [clear_job([p]) if p.kind != "seal" else seal_job(p) for p in plan.pieces]
-    else:
-        jobs = [clear_job([p for p in plan.pieces if p.kind != "seal"])]
-        jobs += [seal_job(p) for p in plan.seal_pieces()]
     try:
-        streamer.run(jobs)
+        streamer.run(streamer.jobs(plan.pieces, clear_job, envelope_job))
     finally:
         source.close()
     return digest.finish()
-
-
-def _copy_clear(source: Source, base: int, pieces: list[Piece], digest: ClearDigest,
-                plain: _Plain, s: Streamer) -> None:
-    wb = Writeback()
-    for piece in pieces:
-        if piece.kind == "zero":
-            plain.put(piece.dst, bytes(piece.size))
-            continue
-        at = base + piece.src
-        for done in range(0, piece.size, CHUNK):
-            view = source.view(at + done, min(CHUNK, piece.size - done))
-            source.read_ahead(at + done, at + piece.size, CHUNK)
-            digest.update(piece.src + done, view)
-            plain.put(piece.dst + done, view, wb)
-            source.release(at + done, len(view))
-            s.report(len(view))
 
 
 def _envelope_header(opened: Opened, piece: Piece) -> Header:
@@ -187,7 +162,7 @@ def _envelope_header(opened: Opened, piece: Piece) -> Header:
     return header
 
 
-def _open_piece(opened: Opened, source: Source, piece: Piece, nkeys: Any, plain: _Plain,
+def _open_piece(opened: Opened, source: Source, piece: Piece, engine: Engine, plain: _Plain,
                 s: Streamer) -> None:
     """Authenticate (and place) one weight envelope; name the net when it fails."""
     net = piece.nets[0]
@@ -199,9 +174,6 @@ def _open_piece(opened: Opened, source: Source, piece: Piece, nkeys: Any, plain:
     wb = Writeback()
     records_buf = bytearray(min(piece.src_size - HEADER_LEN, record))
     scratch = bytearray(min(piece.plain_size, segment))
-    unsealer = None if nkeys is not None else Unsealer(opened.keys, envelope_len=piece.src_size)
-    if unsealer is not None:
-        unsealer.update(opened.binary(piece.src, HEADER_LEN))
     chunk = max(CHUNK, record)
     body = piece.src_size - HEADER_LEN
     try:
@@ -210,16 +182,11 @@ def _open_piece(opened: Opened, source: Source, piece: Piece, nkeys: Any, plain:
                 source.read_ahead(at + HEADER_LEN + done, at + piece.src_size, chunk)
                 source.release(at + HEADER_LEN + done - chunk, chunk if done else 0)
             records = source.checked(at + HEADER_LEN + done, min(record, body - done), records_buf)
-            if unsealer is not None:
-                text: Any = unsealer.update(records)
-            else:
-                text = plain.target(piece.dst + i * segment, len(records) - TAG_LEN, scratch)
-                nkeys.open_segments(header.public, i, records, text)
+            text = plain.target(piece.dst + i * segment, len(records) - TAG_LEN, scratch)
+            engine.open_segments(header.public, i, records, text)
             sha.update(text)
             plain.put(piece.dst + i * segment, text, wb)
             s.report(len(text))
-        if unsealer is not None:
-            unsealer.finish()
     except Tampered:
         raise Tampered(f"the weights of net {net!r} were changed after encryption") from None
     finally:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -22,14 +22,25 @@ from bmcrypt.errors import VendorRuntimeError
 from bmcrypt.runtime import _api
 from bmcrypt.runtime.nets import DType, NetInfo
 
-if TYPE_CHECKING:
-    from bmcrypt.runtime.device import Runtime
+
+class DeviceOwner(Protocol):
+    """What device memory needs of the runtime that owns it (``Runtime`` is one): the layer
+    above implements it, so this module never imports it."""
+
+    _libs: _api.VendorLibs
+
+    def _bmlib_call(self, name: str, *args: Any) -> None: ...
+
+    def _release(self, buf: DeviceBuffer) -> None: ...
+
+    def _launch_tensor_ex(self, net: str, inputs: Any, n_in: int, outputs: Any,
+                          n_out: int) -> None: ...
 
 
 class DeviceBuffer:
     """A span of device memory: ``size`` bytes at device address ``address``."""
 
-    def __init__(self, runtime: Runtime, mem: _api.BmDeviceMem, *, owned: bool) -> None:
+    def __init__(self, runtime: DeviceOwner, mem: _api.BmDeviceMem, *, owned: bool) -> None:
         self._rt = runtime
         self._mem = mem
         self._owned = owned
@@ -128,7 +139,7 @@ class DeviceBuffer:
 
 
 def launch_tensors(
-    rt: Runtime,
+    rt: DeviceOwner,
     info: NetInfo,
     inputs: Sequence[DeviceBuffer],
     outputs: Sequence[DeviceBuffer],
@@ -161,7 +172,7 @@ def launch_tensors(
 
 
 def _fill_tensor(
-    rt: Runtime, tensor: _api.BmTensor, buf: DeviceBuffer, dtype: int,
+    rt: DeviceOwner, tensor: _api.BmTensor, buf: DeviceBuffer, dtype: int,
     shape: Sequence[int], what: str,
 ) -> None:
     need = int(np.prod(shape, dtype=np.int64)) * DType(dtype).itemsize

@@ -22,16 +22,23 @@ import contextlib
 import os
 import sys
 import threading
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn, Protocol
 
 from bmcrypt.errors import VendorRuntimeError
 from bmcrypt.runtime import _api
 from bmcrypt.runtime.capture import silence_stdout_for_exit
 
-if TYPE_CHECKING:
-    from bmcrypt.runtime.device import Runtime
 
-_open_runtimes: set[Runtime] = set()
+class Tracked(Protocol):
+    """An open runtime as this module sees it (``Runtime`` is one)."""
+
+    devid: int
+    quiet: bool
+
+    def close(self) -> None: ...
+
+
+_open_runtimes: set[Tracked] = set()
 _open_lock = threading.Lock()
 _all_quiet = True  # every Runtime so far was quiet: the vendor's exit chatter may be hidden
 
@@ -76,7 +83,7 @@ def refuse_second_runtime(devid: int) -> None:
         )
 
 
-def track(rt: Runtime) -> None:
+def track(rt: Tracked) -> None:
     """Remember an opened runtime (for the exit hook and the one-per-device rule)."""
     global _all_quiet
     with _open_lock:
@@ -84,7 +91,7 @@ def track(rt: Runtime) -> None:
         _all_quiet = _all_quiet and rt.quiet
 
 
-def untrack(rt: Runtime) -> None:
+def untrack(rt: Tracked) -> None:
     """Forget a closed runtime."""
     with _open_lock:
         _open_runtimes.discard(rt)

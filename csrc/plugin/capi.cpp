@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "entry.h"
+#include "contract.h"
 #include "keyfile.h"
 #include "keyring.h"
 #include "mapped_file.h"

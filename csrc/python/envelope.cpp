@@ -6,7 +6,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings.h"
-#include "entry.h"
+#include "contract.h"
 #include "envelope.h"
 #include "error.h"
 #include "keyring.h"

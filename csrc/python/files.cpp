@@ -2,7 +2,7 @@
 #include <string>
 
 #include "bindings.h"
-#include "entry.h"
+#include "contract.h"
 #include "mapped_file.h"
 #include "verify.h"
 

@@ -2,7 +2,7 @@
 #include <string>
 
 #include "bindings.h"
-#include "entry.h"
+#include "contract.h"
 #include "keyfile.h"
 #include "keyring.h"
 #include "parallel.h"

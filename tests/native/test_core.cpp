@@ -12,7 +12,7 @@
 
 #include "bmodel_encoder.h"
 #include "check.h"
-#include "entry.h"
+#include "contract.h"
 #include "envelope.h"
 #include "error.h"
 #include "keyfile.h"

@@ -17,9 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from bmcrypt.bmodel._fbs.bmodel.Binary import BinaryT
-from bmcrypt.bmodel._fbs.bmodel.CoeffMem import CoeffMemT
-from bmcrypt.bmodel._fbs.bmodel.Model import ModelT
+from bmcrypt.bmodel import BinaryT, CoeffMemT, ModelT, is_schema_table
 from bmcrypt.errors import AlreadyEncrypted, Corrupt
 
 ALIGN = 4096
@@ -86,14 +84,10 @@ def walk_binaries(model: ModelT) -> Iterator[tuple[Any, str, BinaryT]]:
                 for i, item in enumerate(value):
                     if isinstance(item, BinaryT):
                         yield obj, f"{name}[{i}]", item
-                    elif _is_table(item):
+                    elif is_schema_table(item):
                         stack.append(item)
-            elif _is_table(value):
+            elif is_schema_table(value):
                 stack.append(value)
-
-
-def _is_table(value: Any) -> bool:
-    return type(value).__module__.startswith("bmcrypt.bmodel._fbs.") and hasattr(value, "Pack")
 
 
 def coeff_mems(model: ModelT) -> Iterator[tuple[str, int, CoeffMemT]]:

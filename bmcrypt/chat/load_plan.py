@@ -25,14 +25,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bmcrypt.bmodel import _walk
+from bmcrypt.bmodel import decode_flatbuffer
 from bmcrypt.bmodel.memory import memory_info
 from bmcrypt.bmodel.model import DeviceMem
 from bmcrypt.bmodel.reader import read_bmodel
 from bmcrypt.crypto import Keyring
-from bmcrypt.errors import ForeignEncrypted, NoKey
+from bmcrypt.protect.container import FileState, require_openable
 from bmcrypt.protect.opened import open_encrypted
-from bmcrypt.workflow import file_state
 
 CoeffKey = tuple[bytes, int]  # (check_code, plaintext size): libbmrt's key for a weight region
 
@@ -68,17 +67,14 @@ def plan_models(paths: Sequence[str | os.PathLike[str]],
 
 
 def _describe(path: Path, name: str, keyring: Keyring | None) -> ModelPlan:
-    state = file_state(path)  # InputFileError / NotABmodel for unusable paths
-    if state == "foreign":
-        raise ForeignEncrypted(f"{path} is encrypted, but not by bmcrypt")
-    if state == "plain":
+    state = require_openable(path, keyring)  # InputFileError / NotABmodel for unusable paths
+    if state == FileState.PLAIN:
         model = read_bmodel(path)
         coeffs = {(c.check_code, c.size): c.size for c in model.coeff_regions}
         return ModelPlan(path, name, state, model.file_size, model.device_mem, coeffs)
-    if keyring is None:
-        raise NoKey(f"{path} is encrypted; a key is needed to load it")
+    assert keyring is not None
     with open_encrypted(path, keyring) as opened:
-        root = _walk.decode(opened.flatbuffer)
+        root = decode_flatbuffer(opened.flatbuffer)
         size = opened.file_size
     plain_root = _plaintext_sizes(root)
     device, _host = memory_info(plain_root)

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <string>
 
-#include "entry.h"
+#include "contract.h"
 #include "mapped_file.h"
 #include "verify.h"
 

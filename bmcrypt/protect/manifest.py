@@ -19,7 +19,7 @@ import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from bmcrypt.crypto.layout import Buffer, byte_view
+from bmcrypt.crypto.envelope_header import Buffer, byte_view
 from bmcrypt.errors import Corrupt, UnsupportedVersion
 
 MANIFEST_LEN = 64

@@ -1,4 +1,4 @@
-#include "entry.h"
+#include "contract.h"
 
 #include <cryptopp/cryptlib.h>
 

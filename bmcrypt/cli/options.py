@@ -1,0 +1,125 @@
+"""Options several commands share, declared once, and the one place a command gets its key.
+
+Commands annotate their parameters with these aliases (`key: KeyFile = None`), so `--key` reads
+the same everywhere. Library modules load only when a command runs: start-up stays cheap.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from bmcrypt.crypto import Secret
+    from bmcrypt.inspect import KeyChoice
+
+KeyFile = Annotated[Path | None, typer.Option(
+    "--key", "-k", metavar="KEYFILE", help="Key file (default: $BMCRYPT_KEY_FILE).")]
+UsePassphrase = Annotated[bool, typer.Option(
+    "--passphrase", "-p", help="Use a passphrase (prompted, or $BMCRYPT_PASSPHRASE).")]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+RuntimeDir = Annotated[Path | None, typer.Option(
+    "--runtime", metavar="DIR",
+    help="Vendor runtime directory with libbmrt.so and libbmlib.so (default: found).")]
+Strategy = Annotated[str, typer.Option(
+    "--strategy", metavar="callback|memory",
+    help="How encrypted models are decrypted into the runtime.")]
+BackupPath = Annotated[Path | None, typer.Option(
+    "--backup", metavar="PATH", help="Backup file or directory (default: MODEL.bak).")]
+Output = Annotated[Path | None, typer.Option(
+    "--output", "-o", metavar="OUT", help="Write a new file; MODEL stays as it is.")]
+
+
+# ---------------------------------------------------------------- keys
+
+
+def secret(key: Path | None, passphrase: bool, *, confirm: bool = False) -> Secret:
+    """The key a command needs: --key, --passphrase, else the environment (keys.resolve_keys).
+
+    `confirm`: a new passphrase is asked for twice (encrypting under a typo loses the file).
+    """
+    from bmcrypt.keys import resolve_keys
+
+    return resolve_keys(key, passphrase or None, prompt=_confirmed if confirm else _ask)
+
+
+def new_secret(key: Path | None, passphrase: bool) -> Secret:
+    """The new key of `rekey`: a key file, or a passphrase asked for twice (never from $ENV)."""
+    from bmcrypt.errors import NoKey
+    from bmcrypt.keys import load_key_file, resolve_keys
+
+    if (key is None) == (not passphrase):
+        raise NoKey("give the new key: --new-key NEW or --new-passphrase",
+                    hint="create one with `bmcrypt keygen -o NEW`")
+    if key is not None:
+        return load_key_file(key)
+    return resolve_keys(None, True, env={}, prompt=_confirmed)
+
+
+def secret_if_needed(paths: Sequence[Path], key: Path | None, passphrase: bool) -> Secret | None:
+    """The key for commands that also take plain models (run, chat).
+
+    --key / --passphrase are always honoured (a bad key file is an error even for plain
+    models). The environment is consulted only when a model is encrypted; with no key at all,
+    None: the loader then names the file that needs one.
+    """
+    from bmcrypt.keys import ENV_KEY_FILE, ENV_PASSPHRASE
+    from bmcrypt.protect.container import FileState, file_state
+
+    if key is not None or passphrase:
+        return secret(key, passphrase)
+    if not any(p.is_file() and file_state(p) == FileState.BMCRYPT for p in paths):
+        return None
+    if not (os.environ.get(ENV_KEY_FILE) or os.environ.get(ENV_PASSPHRASE)):
+        return None
+    return secret(None, False)
+
+
+def key_choice(key: Path | None, passphrase: bool) -> KeyChoice | None:
+    """`inspect`'s key, never required: --key is loaded now (a bad key file is an error even
+    for plain models), a passphrase is asked for only when a bmcrypt file needs it, and
+    $BMCRYPT_KEY_FILE is a soft default."""
+    from bmcrypt.errors import KeyProblem
+    from bmcrypt.inspect import KeyChoice
+    from bmcrypt.keys import ENV_KEY_FILE, load_key_file
+
+    if key is not None and passphrase:
+        raise KeyProblem("--key and --passphrase exclude each other", hint="pass only one")
+    if key is not None:
+        loaded = load_key_file(key)
+        return KeyChoice(lambda: loaded, explicit=True)
+    if passphrase:
+        return KeyChoice(lambda: secret(None, True), explicit=True)
+    env_key = os.environ.get(ENV_KEY_FILE)
+    if env_key:
+        return KeyChoice(lambda: load_key_file(env_key), explicit=False)
+    return None
+
+
+def _ask(text: str) -> str:
+    return getpass.getpass(text)
+
+
+def _confirmed(text: str) -> str:
+    from bmcrypt.errors import NoKey
+
+    first = getpass.getpass(text)
+    if getpass.getpass("again: ") != first:
+        raise NoKey("the two passphrases differ")
+    return first
+
+
+def choice(value: str, allowed: Sequence[str], flag: str) -> str:
+    """`value` if it is one of `allowed`, else a usage error naming `flag`."""
+    if value not in allowed:
+        raise typer.BadParameter(f"use one of {', '.join(allowed)}", param_hint=flag)
+    return value
+
+
+#: A command function as registered with the app.
+Command = Callable[..., None]

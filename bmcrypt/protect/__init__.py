@@ -1,0 +1,1 @@
+"""Whole files: layout plan, seal, open, verify, rekey (docs/FORMAT.md)."""
