@@ -45,14 +45,15 @@ class Loaded:
 
 
 def load_model(rt: Runtime, path: str | os.PathLike[str], keyring: Keyring | None = None, *,
-               strategy: Strategy = "callback") -> Loaded:
+               strategy: Strategy = "callback", with_mem: bool = False) -> Loaded:
     """Load `path` into `rt`: plain files as they are, bmcrypt files with `keyring`.
 
     When the runtime is not open yet, prefer `prepare` first and `Prepared.load_into` once it
-    is: the simulator's threads compete for the CPUs while a runtime is open.
+    is: the simulator's threads compete for the CPUs while a runtime is open. `with_mem`: see
+    `Prepared.load_into`.
     """
     with prepare(path, keyring, strategy=strategy) as prepared:
-        return prepared.load_into(rt)
+        return prepared.load_into(rt, with_mem=with_mem)
 
 
 @contextmanager
@@ -98,13 +99,17 @@ class Prepared:
     strategy: str
     plain: bytearray | None = None  # the memory strategy's decrypted model
 
-    def load_into(self, rt: Runtime) -> Loaded:
+    def load_into(self, rt: Runtime, *, with_mem: bool = False) -> Loaded:
+        """Load into ``rt``. ``with_mem``: into device memory allocated for this model
+        (``Runtime.load_with_mem``), freed with ``rt``, where the runtime can (plain files and
+        the memory strategy; the decrypt callback has no such variant)."""
         before = set(rt.net_names())
+        with_mem = with_mem and rt.has_mem_api
         if self.strategy == "plain":
-            rt.load(self.path)
+            rt.load_with_mem(self.path) if with_mem else rt.load(self.path)
         elif self.strategy == "memory":
             assert self.plain is not None
-            rt.load_bytes(self.plain)
+            rt.load_with_mem(self.plain) if with_mem else rt.load_bytes(self.plain)
         else:
             from bmcrypt import _native
 

@@ -14,6 +14,15 @@ in the mask's dtype; prefill positions ``0..n-1`` with mask row ``i`` open on ``
 at position ``cur`` feeds ``position_ids=[[cur]]`` and a mask of SEQ+1 values, open on history
 ``[0, cur)`` and on the last slot (the new token itself), closed on ``[cur, SEQ)``; the new k/v
 row then goes into the history at ``cur``.
+
+Share-cache builds (``LlmLayout.shares``) add two steps. ``share_prefill`` runs a prefix of
+n <= S tokens through ``embedding``/``block_N`` once; its k/v fill cache rows ``[0, n)``.
+``unshare_prefill`` runs a question of u <= U tokens through ``embedding_unshare``/
+``block_unshare_N``: positions ``n..n+u-1``, history = cache rows ``[0, S)``, mask row ``i``
+open on the prefix's real columns ``[0, n)`` and causally on the question's ``[S, S+i]``; its
+k/v go to cache rows ``[n, n+u)``, so the cache stays compact and decoding goes on at
+``n+u`` exactly as after a normal prefill. Each question overwrites what the previous one left
+after the prefix: the prefix's rows are computed once and stay valid.
 """
 
 from __future__ import annotations
@@ -40,7 +49,10 @@ def encode_floats(values: np.ndarray, dtype: DType) -> np.ndarray:
 class LlmEngine:
     """Runs the nets of one loaded LLM; owns a few device buffers and the KV cache."""
 
-    def __init__(self, rt: Runtime, layout: LlmLayout) -> None:
+    def __init__(self, rt: Runtime, layout: LlmLayout, *,
+                 cache_owner: Runtime | None = None) -> None:
+        """``cache_owner``: allocate the KV cache there instead of on ``rt`` (so that it can
+        outlive ``rt``: a model switch in ``"active"`` residency)."""
         self.rt = rt
         self.layout = layout
         self._buffers: list[DeviceBuffer] = []
@@ -55,7 +67,7 @@ class LlmEngine:
         cache_out = rt.net_info("block_cache_0").outputs
         self.k_row = self._alloc(cache_out[1].nbytes())
         self.v_row = self._alloc(cache_out[2].nbytes())
-        self.cache = KVCache(rt, layout)
+        self.cache = KVCache(cache_owner or rt, layout)
         #: What lm_head wrote for the latest position: a token id or the logits.
         self.head_output = self.io("lm_head")[1][0]
         self._closed = encode_floats(np.array([MASKED]), layout.mask_dtype)[0]
@@ -76,8 +88,58 @@ class LlmEngine:
 
     def prefill(self, ids: Sequence[int]) -> None:
         """Run the whole prompt; afterwards ``head_output`` holds the head's answer for it."""
+        hidden = self._prompt_blocks(ids, self.layout.seq_len)
+        row = self.layout.hidden_bytes
+        lm_in = self.io("lm_head")[0][0]
+        lm_in.copy_from(hidden, size=row, src_offset=(len(ids) - 1) * row)
+        self._run("lm_head")
+
+    def share_prefill(self, ids: Sequence[int]) -> None:
+        """Share-cache builds: the prefix's k/v into cache rows ``[0, len(ids))``, once."""
+        self._prompt_blocks(ids, self.layout.share_len)
+
+    def unshare_prefill(self, ids: Sequence[int], shared: int) -> None:
+        """Share-cache builds: a question after the ``shared`` prefix tokens already in the
+        cache; afterwards ``head_output`` holds the head's answer for it."""
         lay = self.layout
-        seq, n, row = lay.seq_len, len(ids), lay.hidden_bytes
+        share, unshare, u, row = lay.share_len, lay.unshare_len, len(ids), lay.hidden_bytes
+        if not 0 < u <= unshare or not 0 <= shared <= share:
+            raise ValueError(f"a question of {u} tokens after {shared} does not fit "
+                             f"{unshare} after {share}")
+        padded = np.zeros(unshare, np.int32)
+        padded[:u] = ids
+        e_in, e_out = self.io("embedding_unshare")
+        e_in[0].upload(padded)
+        self._run("embedding_unshare")
+        positions = np.where(np.arange(unshare) < u, shared + np.arange(unshare), 0)
+        mask = np.full((unshare, share + unshare), self._closed)
+        mask[:u, :shared] = self._open
+        mask[:u, share:share + u] = np.where(np.tril(np.ones((u, u), dtype=bool)), self._open,
+                                             self._closed)
+        history = share * lay.kv_row_bytes
+        hidden = e_out[0]
+        for layer in range(lay.layers):
+            net = f"block_unshare_{layer}"
+            ins, outs = self.io(net)
+            ins[0].copy_from(hidden, size=unshare * row)
+            ins[1].upload(positions.astype(np.int32))
+            ins[2].upload(mask)
+            ins[3].copy_from(self.cache.keys[layer], size=history)
+            ins[4].copy_from(self.cache.values[layer], size=history)
+            self._run(net)
+            kv, at = u * lay.kv_row_bytes, shared * lay.kv_row_bytes
+            self.cache.keys[layer].copy_from(outs[1], size=kv, dst_offset=at)
+            self.cache.values[layer].copy_from(outs[2], size=kv, dst_offset=at)
+            hidden = outs[0]
+        lm_in = self.io("lm_head")[0][0]
+        lm_in.copy_from(hidden, size=row, src_offset=(u - 1) * row)
+        self._run("lm_head")
+
+    def _prompt_blocks(self, ids: Sequence[int], capacity: int) -> DeviceBuffer:
+        """``embedding`` and ``block_N`` over a prompt padded to ``capacity``; k/v into the
+        cache from row 0; returns the last block's hidden states."""
+        lay = self.layout
+        seq, n, row = capacity, len(ids), lay.hidden_bytes
         if not 0 < n <= seq:
             raise ValueError(f"a prompt of {n} tokens does not fit a sequence of {seq}")
         padded = np.zeros(seq, np.int32)
@@ -105,9 +167,7 @@ class LlmEngine:
             self.cache.keys[layer].copy_from(outs[1], size=kv)
             self.cache.values[layer].copy_from(outs[2], size=kv)
             hidden = outs[0]
-        lm_in = self.io("lm_head")[0][0]
-        lm_in.copy_from(hidden, size=row, src_offset=(n - 1) * row)
-        self._run("lm_head")
+        return hidden
 
     def decode(self, token: int, position: int) -> None:
         """Feed ``token`` at ``position``; afterwards ``head_output`` holds the next answer."""
@@ -147,11 +207,13 @@ class LlmEngine:
             buf = self._scratch[key] = self._alloc(nbytes)
         return buf
 
-    def free(self) -> None:
-        """Give back the device memory (``Runtime.close`` does it too)."""
+    def free(self, *, keep_cache: bool = False) -> None:
+        """Give back the device memory (``Runtime.close`` does it too); ``keep_cache`` leaves
+        the KV cache to the caller."""
         for buf in self._buffers:
             buf.free()
-        self.cache.free()
+        if not keep_cache:
+            self.cache.free()
 
     # ------------------------------------------------------------------ helpers
 

@@ -36,6 +36,13 @@ def require_mode(layout: LlmLayout, mode: str, model: str = "model") -> None:
             "returns logits (llm_convert.py --do_sample)")
 
 
+#: The sampling nets' inputs after (logits, input_ids), in order.
+_SAMPLE_SETTINGS = {
+    "sample_head": ("penalty", "temperature", "top_k", "top_p"),  # llm_convert --do_sample
+    "penalty_sample_head": ("top_p", "temperature", "penalty"),  # share_cache_demo; top-k 50
+}
+
+
 class TokenPicker:
     """Picks tokens for one answer of ``engine`` according to ``config``."""
 
@@ -51,30 +58,32 @@ class TokenPicker:
         if config.mode == "greedy" and layout.greedy_head:
             self._greedy_out = engine.scratch("greedy_head:out", 4)
         elif config.mode == "penalty_sample" and layout.sample_head:
-            info = rt.net_info("sample_head")
-            ins = [engine.scratch(f"sample_head:in{i}", max(t.nbytes(), t.max_bytes))
+            net = layout.sample_net
+            info = rt.net_info(net)
+            ins = [engine.scratch(f"{net}:in{i}", max(t.nbytes(), t.max_bytes))
                    for i, t in enumerate(info.inputs[1:], 1)]
-            outs = [engine.scratch(f"sample_head:out{i}", max(t.nbytes(), t.max_bytes))
+            outs = [engine.scratch(f"{net}:out{i}", max(t.nbytes(), t.max_bytes))
                     for i, t in enumerate(info.outputs)]
             self._sample = ins, outs
-            # Settings fixed for the answer: upload once. penalty, temperature, top_k, top_p.
-            top_k = min(config.top_k, layout.sample_top_k_max)
-            # The net always penalises the ids it is given; with an empty window there are
-            # none to give, so neutralise the penalty instead (as the host path does).
+            # Settings fixed for the answer: upload once. The net always penalises the ids it
+            # is given; with an empty window there are none to give, so neutralise the penalty
+            # instead (as the host path does).
             penalty = config.repeat_penalty if config.repeat_last_n else 1.0
-            ins[1].upload(np.array([penalty], np.float32))
-            ins[2].upload(np.array([config.temperature], np.float32))
-            ins[3].upload(np.array([top_k], np.int32))
-            ins[4].upload(np.array([config.top_p], np.float32))
+            settings = {"penalty": np.array([penalty], np.float32),
+                        "temperature": np.array([config.temperature], np.float32),
+                        "top_k": np.array([min(config.top_k, layout.sample_top_k_max)], np.int32),
+                        "top_p": np.array([config.top_p], np.float32)}
+            for buf, name in zip(ins[1:], _SAMPLE_SETTINGS[net], strict=True):
+                buf.upload(settings[name])
 
     @property
     def where(self) -> str:
-        """Where tokens are picked (for the stats): lm_head, greedy_head, sample_head or host."""
+        """Where tokens are picked (stats): lm_head, greedy_head, the sampling net or host."""
         if self.engine.layout.head == "top1":
             return "lm_head"
         if self._greedy_out is not None:
             return "greedy_head"
-        return "sample_head" if self._sample is not None else "host"
+        return self.engine.layout.sample_net if self._sample is not None else "host"
 
     def pick(self, history: Sequence[int]) -> int:
         """The next token, given everything fed so far (prompt and answer, for the penalty)."""
@@ -104,9 +113,10 @@ class TokenPicker:
         ids[:len(window)] = window
         ins[0].upload(ids)
         top_k = min(self.config.top_k, layout.sample_top_k_max)
+        settings = [(1,)] * len(_SAMPLE_SETTINGS[layout.sample_net])
         shapes = engine.rt.launch_tensors(
-            "sample_head", [engine.head_output, *ins], outs,
-            input_shapes=[(1, layout.vocab_size or 0), (1, seq), (1,), (1,), (1,), (1,)])
+            layout.sample_net, [engine.head_output, *ins], outs,
+            input_shapes=[(1, layout.vocab_size or 0), (1, seq), *settings])
         count = int(np.prod(shapes[0])) if shapes[0] else top_k
         return outs[0].download(np.float32, (count,)), outs[1].download(np.int32, (count,))
 

@@ -13,6 +13,16 @@ Steps, in an order chosen so that problems surface as early and as cheaply as po
 3. each file goes through ``bmcrypt.loader.load_model`` (plain, or encrypted through the
    decrypt callback or from memory), device memory is measured before and after;
 4. its nets are checked against the LLM layout (``NotAnLlm``).
+
+Residency: ``"all"`` (the default) keeps every model loaded; equal weights are on the device
+once (libbmrt's per-device registry), each model's runtime memory (instructions, neurons, io)
+stays allocated. ``"active"`` keeps one model loaded at a time, as LLM-TPU's share-cache demo
+does with ``memory_prealloc``: ``activate(name)`` destroys the current model's bmruntime but
+not its weights (``bmrt_destroy_without_coeff``) and loads the next one into memory allocated
+for it (``Runtime.load_with_mem``); weights equal to the previous model's are found on the
+device, not uploaded again. Only the next model's runtime memory is then allocated. Device
+buffers that must outlive a switch (a KV cache) are allocated on ``runtime``, which holds no
+model in this mode.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ import os
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from bmcrypt.chat.llm_nets import LlmLayout, read_layout
 from bmcrypt.chat.load_plan import ModelPlan, plan_models
@@ -31,6 +41,8 @@ from bmcrypt.chat.memstat import DeviceMemoryMeter
 from bmcrypt.crypto import Keyring
 from bmcrypt.loader import Loaded, Strategy, load_model
 from bmcrypt.runtime import Runtime, SiblingRuntime
+
+Resident = Literal["all", "active"]
 
 
 @dataclass(frozen=True)
@@ -64,33 +76,65 @@ class ModelHost:
 
     def __init__(self, paths: Sequence[str | os.PathLike[str]], keyring: Keyring | None = None,
                  *, strategy: Strategy = "callback",
-                 runtime_dir: str | os.PathLike[str] | None = None) -> None:
+                 runtime_dir: str | os.PathLike[str] | None = None, resident: Resident = "all",
+                 first: str | None = None) -> None:
         if not paths:
             raise ValueError("no model given")
-        plans = plan_models(paths, keyring)
+        self.plans = plan_models(paths, keyring)
+        self.resident = resident
         self.models: list[LoadedModel] = []
         self._siblings: list[SiblingRuntime] = []
+        # "active" loads later models on demand, so it keeps the key for as long as it lives.
+        self._keyring = keyring if resident == "active" else None
+        self._strategy = strategy
         self.runtime = Runtime(runtime_dir)
         _open_hosts.add(self)
         try:
             self.meter = DeviceMemoryMeter(self.runtime)
-            for plan in plans:
-                self._load(plan, keyring, strategy)
+            if resident == "all":
+                for plan in self.plans:
+                    self._load(plan, keyring, strategy)
+            else:
+                self._load(self._plan(first) if first else
+                           min(self.plans, key=lambda p: p.given_index), keyring, strategy)
             self.loaded_bytes = self.meter.read().used
         except BaseException:
             self.close()
             raise
 
-    def _load(self, plan: ModelPlan, keyring: Keyring | None, strategy: Strategy) -> None:
+    def _plan(self, name: str) -> ModelPlan:
+        for plan in self.plans:
+            if plan.name == name:
+                return plan
+        raise KeyError(name)
+
+    def _load(self, plan: ModelPlan, keyring: Keyring | None, strategy: Strategy) -> LoadedModel:
         before = self.meter.read().used
         rt: Runtime = self.runtime
-        if self.models:
+        if self.models or self.resident == "active":
             rt = SiblingRuntime(self.runtime)
             self._siblings.append(rt)
-        loaded = load_model(rt, plan.path, keyring, strategy=strategy)
+        loaded = load_model(rt, plan.path, keyring, strategy=strategy,
+                            with_mem=self.resident == "active")
         measured = self.meter.read().used - before
         layout = read_layout(rt, plan.name)
-        self.models.append(LoadedModel(plan, rt, loaded, layout, measured))
+        model = LoadedModel(plan, rt, loaded, layout, measured)
+        self.models.append(model)
+        return model
+
+    def activate(self, name: str) -> LoadedModel:
+        """``"active"`` residency: make ``name`` the one loaded model (see the module docstring);
+        with ``"all"``, just the loaded model of that name."""
+        if self.resident == "all":
+            return self.model(name)
+        current = self.models[0]
+        if current.name == name:
+            return current
+        plan = self._plan(name)
+        sibling = self._siblings.pop()
+        self.models.clear()
+        sibling.close(keep_weights=True)
+        return self._load(plan, self._keyring, self._strategy)
 
     def model(self, name: str) -> LoadedModel:
         """The loaded model called ``name`` (its file stem)."""

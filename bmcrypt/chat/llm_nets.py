@@ -18,6 +18,20 @@ Nothing is hard-coded: the number of layers, the sequence length, the hidden siz
 shape and every dtype come from the loaded nets, and a file that does not fit the pattern is
 refused with ``NotAnLlm`` before anything runs. ``--dynamic`` builds make ``block_N`` dynamic
 (fed the real prompt length) and drop its mask input.
+
+Share-cache builds (LLM-TPU's share_cache_demo; docs/chat.md) prefill a shared prefix of up to
+S tokens once and each question of up to U tokens against it:
+
+    embedding            input_ids [1,S]                -> hidden [1,S,H]
+    block_N              hidden, position_ids, mask [1,1,S,S] -> hidden, k, v [1,S,KV,D]
+    embedding_unshare    input_ids [1,U]                -> hidden [1,U,H]
+    block_unshare_N      hidden [1,U,H], position_ids [1,U], mask [1,1,U,S+U],
+                         history_k, history_v [1,S,KV,D] -> hidden, k, v [1,U,KV,D]
+    block_cache_N        as above, history [1,SEQ,KV,D]
+    lm_head              hidden [1,H] -> logits [1,VOCAB]
+    greedy_head          logits -> token id
+    penalty_sample_head  logits, input_ids [1,SEQ], top_p, temperature, penalty
+                                                         -> top-50 probabilities, token ids
 """
 
 from __future__ import annotations
@@ -55,6 +69,17 @@ class LlmLayout:
     greedy_head: bool
     sample_head: bool
     sample_top_k_max: int  # candidates sample_head returns at most (0 without it)
+    #: the sampling net: "sample_head" (llm_convert: logits, ids, penalty, temperature, top_k,
+    #: top_p) or "penalty_sample_head" (share_cache_demo: logits, ids, top_p, temperature,
+    #: penalty; top-k fixed in the net); "" without one
+    sample_net: str = ""
+    share_len: int = 0  # S: the longest shared prefix (share-cache builds; 0 otherwise)
+    unshare_len: int = 0  # U: the longest question against it
+
+    @property
+    def shares(self) -> bool:
+        """A share-cache build: a prefix is prefilled once, questions against it."""
+        return self.share_len > 0
 
     @property
     def hidden_bytes(self) -> int:
@@ -85,14 +110,18 @@ def read_layout(rt: Runtime, model: str = "model") -> LlmLayout:
             raise NotAnLlm(f"{model} has no net {needed!r}; it is not an LLM bmodel")
     layers = _count_layers(names, model)
     embed = rt.net_info("embedding")
-    seq_len, hidden, hidden_dtype = _embedding_shape(embed, model)
+    prefill_len, hidden, hidden_dtype = _embedding_shape(embed, model)
 
     cache = rt.net_info("block_cache_0")
     _expect(cache, 5, 3, model)
     kv = cache.inputs[3]
-    if len(kv.shapes[0]) < 3 or kv.shapes[0][1] != seq_len:
+    if len(kv.shapes[0]) < 3:
+        raise NotAnLlm(f"{model}: block_cache_0 history {kv.shapes[0]} is not [1,SEQ,KV,D]")
+    seq_len = kv.shapes[0][1]
+    share = _share_lengths(rt, names, layers, prefill_len, seq_len, model)
+    if not share and prefill_len != seq_len:
         raise NotAnLlm(f"{model}: block_cache_0 history {kv.shapes[0]} does not hold "
-                       f"{seq_len} positions")
+                       f"{prefill_len} positions")
     mask = cache.inputs[2]
     if mask.shapes[0][-1] != seq_len + 1:
         raise NotAnLlm(f"{model}: block_cache_0 mask {mask.shapes[0]} is not SEQ+1 wide")
@@ -106,17 +135,45 @@ def read_layout(rt: Runtime, model: str = "model") -> LlmLayout:
         _same_io(rt.net_info(f"block_cache_{layer}"), cache, model)
 
     head, vocab, logits_dtype = _lm_head(rt.net_info("lm_head"), model)
-    top_k_max = 0
-    if "sample_head" in names and head == "logits":
-        top_k_max = rt.net_info("sample_head").outputs[0].shapes[0][-1]
+    top_k_max, sample_net = 0, ""
+    for candidate in ("sample_head", "penalty_sample_head"):
+        if candidate in names and head == "logits":
+            sample_net = candidate
+            top_k_max = rt.net_info(candidate).outputs[0].shapes[0][-1]
     return LlmLayout(
         layers=layers, seq_len=seq_len, hidden_size=hidden, hidden_dtype=hidden_dtype,
         kv_shape=kv.shapes[0], kv_dtype=kv.dtype, mask_dtype=mask.dtype,
         dynamic_prefill=block.dynamic, prefill_mask=len(block.inputs) == 3,
         head=head, vocab_size=vocab, logits_dtype=logits_dtype,
         greedy_head="greedy_head" in names and head == "logits",
-        sample_head=top_k_max > 0, sample_top_k_max=top_k_max,
+        sample_head=top_k_max > 0, sample_top_k_max=top_k_max, sample_net=sample_net,
+        share_len=share[0] if share else 0, unshare_len=share[1] if share else 0,
     )
+
+
+def _share_lengths(rt: Runtime, names: set[str], layers: int, share_len: int, seq_len: int,
+                   model: str) -> tuple[int, int] | None:
+    """(S, U) of a share-cache build, None for a standard one; NotAnLlm for half of one."""
+    if "embedding_unshare" not in names:
+        return None
+    missing = [f"block_unshare_{i}" for i in range(layers) if f"block_unshare_{i}" not in names]
+    if missing:
+        raise NotAnLlm(f"{model} lacks the unshare nets {', '.join(missing)}")
+    embed = rt.net_info("embedding_unshare")
+    unshare_len = _embedding_shape(embed, model)[0]
+    first = rt.net_info("block_unshare_0")
+    _expect(first, 5, 3, model)
+    history = first.inputs[3].shapes[0]
+    mask = first.inputs[2].shapes[0]
+    if len(history) < 2 or history[1] != share_len or mask[-1] != share_len + unshare_len:
+        raise NotAnLlm(f"{model}: block_unshare_0 takes history {history} and mask {mask}, "
+                       f"expected [1,{share_len},…] and […,{share_len + unshare_len}]")
+    if share_len + unshare_len > seq_len:
+        raise NotAnLlm(f"{model}: share {share_len} + unshare {unshare_len} exceed the "
+                       f"decode history of {seq_len}")
+    for layer in range(1, layers):
+        _same_io(rt.net_info(f"block_unshare_{layer}"), first, model)
+    return share_len, unshare_len
 
 
 def _count_layers(names: set[str], model: str) -> int:

@@ -7,7 +7,8 @@ with ``/`` are commands:
     /exit, /quit      end the chat (as does end of input)
     /clear            forget the conversation (the system prompt stays)
     /models           list the loaded models, the answering one marked
-    /model NAME       let NAME answer from now on
+    /model NAME       let NAME answer from now on (a shared prefix carries over)
+    /share TEXT|@FILE prefill TEXT (or FILE's text) once; lines are then questions against it
     /help             list these commands
 
 A failed answer (a message too long for the model, say) is reported and the chat goes on.
@@ -15,7 +16,9 @@ A failed answer (a message too long for the model, say) is reported and the chat
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Protocol
 
 from bmcrypt.chat.session import Answer, ChatSession
@@ -26,6 +29,7 @@ COMMANDS = {
     "/clear": "forget the conversation (the system prompt stays)",
     "/models": "list the loaded models",
     "/model NAME": "let NAME answer from now on",
+    "/share TEXT|@FILE": "prefill a shared prefix once; lines are then questions against it",
     "/help": "this list",
 }
 
@@ -91,7 +95,33 @@ def _command(session: ChatSession, line: str, renderer: Renderer) -> bool:
             renderer.error(exc)
         else:
             renderer.note(f"{arg} answers from now on")
+    elif name == "/share" and arg:
+        try:
+            shared = session.share(read_prefix(arg))
+        except ChatError as exc:
+            renderer.error(exc)
+        else:
+            renderer.note(shared_note(shared.ids, shared.prefill_s))
     else:
         for usage, what in COMMANDS.items():
-            renderer.note(f"{usage:<14} {what}")
+            renderer.note(f"{usage:<18} {what}")
     return True
+
+
+def read_prefix(arg: str) -> str:
+    """A prefix argument: ``@FILE`` is the file's text, anything else the text itself."""
+    if not arg.startswith("@"):
+        return arg
+    path = Path(arg[1:])
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the open
+            raise ChatError(f"{path} is not a regular file", hint="give a text file after @")
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ChatError(f"cannot read the prefix from {path}: {exc}",
+                        hint="give a UTF-8 text file after @") from None
+
+
+def shared_note(ids: list[int], seconds: float) -> str:
+    """The one line that reports a shared prefix's prefill (once, not per question)."""
+    return f"[shared prefix: {len(ids)} tokens, prefilled once in {seconds * 1000:.0f} ms]"

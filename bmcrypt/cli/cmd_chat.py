@@ -19,6 +19,7 @@ from bmcrypt.cli import output as output_
 
 if TYPE_CHECKING:  # the chat pipeline (numpy, tokenizers) loads only when `chat` runs
     from bmcrypt.chat import Answer, ChatError, ChatSession
+    from bmcrypt.chat.host import Resident
     from bmcrypt.chat.sampling import GenerationMode
     from bmcrypt.loader import Strategy
 
@@ -35,13 +36,21 @@ def chat_cmd(
              "template).")],
     key: options.KeyFile = None,
     passphrase: options.UsePassphrase = False,
-    prompt: Annotated[str | None, typer.Option(
-        "--prompt", metavar="TEXT", help="Answer this once and exit (default: interactive).")
+    prompt: Annotated[list[str] | None, typer.Option(
+        "--prompt", metavar="TEXT",
+        help="Answer this and exit (default: interactive); repeat for several questions.")
     ] = None,
-    prompt_ids: Annotated[str | None, typer.Option(
+    prompt_ids: Annotated[list[str] | None, typer.Option(
         "--prompt-ids", metavar="ID,ID,…",
         help="Feed these token ids as they are (no template) and exit; for exact reference "
-             "checks.")] = None,
+             "checks. Repeat for several questions.")] = None,
+    share_prefix: Annotated[str | None, typer.Option(
+        "--share-prefix", metavar="TEXT|@FILE",
+        help="Share-cache builds: prefill this text (or FILE's) once; every --prompt is then "
+             "a question against it.")] = None,
+    share_prefix_ids: Annotated[str | None, typer.Option(
+        "--share-prefix-ids", metavar="ID,ID,…",
+        help="The shared prefix as token ids.")] = None,
     system: Annotated[str | None, typer.Option(
         "--system", metavar="TEXT", help="System prompt.")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(
@@ -67,26 +76,41 @@ def chat_cmd(
                                         ".bmodel; default: the first given).")] = None,
     json_: Annotated[bool, typer.Option(
         "--json", help="Print {prompt_ids, tokens, text, stats}.")] = False,
+    resident: Annotated[str, typer.Option(
+        "--resident", metavar="all|active",
+        help="Keep every model loaded, or only the answering one: a switch (--model, /model) "
+             "then frees the previous model's runtime memory and keeps equal weights on the "
+             "device (LLM-TPU's memory_prealloc).")] = "all",
     runtime: options.RuntimeDir = None,
     strategy: options.Strategy = "callback",
 ) -> None:
     """Chat with LLM bmodels (plain or encrypted) on the vendor runtime.
 
-    With --prompt or --prompt-ids: one answer, then exit. Otherwise an interactive chat on stdin.
+    With --prompt or --prompt-ids: the answers, then exit. Otherwise an interactive chat on
+    stdin. With --share-prefix (share-cache builds) the prefix is prefilled once and each
+    question prefills only itself.
 
     Type /help in the chat for its commands. Latency and tokens/s of every answer go to stderr.
     """
     from bmcrypt.chat import GENERATION_MODES, ChatSession, GenerationConfig
-    from bmcrypt.chat.repl import run_repl
+    from bmcrypt.chat.repl import read_prefix, run_repl, shared_note
     from bmcrypt.loader import STRATEGIES
 
     paths = [Path(p.strip()) for arg in models for p in arg.split(",") if p.strip()]
     options.choice(strategy, STRATEGIES, "--strategy")
     options.choice(mode, GENERATION_MODES, "--generation-mode")
-    if prompt is not None and prompt_ids is not None:
+    options.choice(resident, ("all", "active"), "--resident")
+    if prompt and prompt_ids:
         raise typer.BadParameter("give --prompt or --prompt-ids, not both",
                                  param_hint="--prompt-ids")
-    ids = _parse_ids(prompt_ids) if prompt_ids is not None else None
+    if share_prefix is not None and share_prefix_ids is not None:
+        raise typer.BadParameter("give --share-prefix or --share-prefix-ids, not both",
+                                 param_hint="--share-prefix-ids")
+    questions: list[str | list[int]] = ([_parse_ids(p, "--prompt-ids") for p in prompt_ids]
+                                        if prompt_ids else list(prompt or []))
+    prefix: str | list[int] | None = (
+        _parse_ids(share_prefix_ids, "--share-prefix-ids") if share_prefix_ids is not None
+        else read_prefix(share_prefix) if share_prefix is not None else None)
     config = GenerationConfig(mode=cast("GenerationMode", mode), max_new_tokens=max_new_tokens,
                               temperature=temperature, top_p=top_p, top_k=top_k,
                               repeat_penalty=repeat_penalty, repeat_last_n=repeat_last_n,
@@ -94,26 +118,31 @@ def chat_cmd(
     keyring = options.secret_if_needed(paths, key, passphrase)
     with ChatSession.open(paths, tokenizer, keyring, config=config,
                           strategy=cast("Strategy", strategy), runtime_dir=runtime,
-                          system=system, model=model_name) as session:
+                          system=system, model=model_name,
+                          resident=cast("Resident", resident)) as session:
         _report_load(session)
-        if ids is not None or prompt is not None:
+        if prefix is not None:
+            shared = session.share(prefix)
+            output_.note(shared_note(shared.ids, shared.prefill_s))
+        terminal = _Terminal(json_, session)
+        if questions:
             stream = None if json_ else _Terminal.stream_text
-            answer = (session.complete(ids, on_text=stream) if ids is not None
-                      else session.ask(prompt or "", on_text=stream))
-            _Terminal(json_, session).answer(answer, indent=2)
+            for question in questions:
+                answer = (session.ask(question, on_text=stream) if isinstance(question, str)
+                          else session.complete(question, on_text=stream))
+                terminal.answer(answer, indent=2 if len(questions) == 1 else None)
         else:
-            run_repl(session, sys.stdin, _Terminal(json_, session))
+            run_repl(session, sys.stdin, terminal)
 
 
-def _parse_ids(text: str) -> list[int]:
+def _parse_ids(text: str, flag: str) -> list[int]:
     try:
         ids = [int(t) for t in text.replace(" ", "").split(",") if t]
     except ValueError:
         raise typer.BadParameter("token ids are integers separated by commas",
-                                 param_hint="--prompt-ids") from None
+                                 param_hint=flag) from None
     if not ids or any(i < 0 for i in ids):
-        raise typer.BadParameter("give at least one non-negative token id",
-                                 param_hint="--prompt-ids")
+        raise typer.BadParameter("give at least one non-negative token id", param_hint=flag)
     return ids
 
 
@@ -174,5 +203,8 @@ def _stats_line(answer: Answer) -> str:
     s = answer.stats
     rate = f"{s.tokens_per_s:.2f} tokens/s" if s.tokens_per_s is not None else "- tokens/s"
     dropped = f", dropped {answer.dropped_turns} old turn(s)" if answer.dropped_turns else ""
-    return (f"[{answer.model}: {s.prompt_tokens} prompt + {s.new_tokens} new tokens, "
+    prompt = f"{s.prompt_tokens} prompt"
+    if answer.shared_prefix_tokens:  # the prefix's prefill was reported once, not here
+        prompt = f"{s.prompt_tokens} question (after {answer.shared_prefix_tokens} shared)"
+    return (f"[{answer.model}: {prompt} + {s.new_tokens} new tokens, "
             f"first token {s.first_token_s * 1000:.0f} ms, {rate}, stop: {s.stop}{dropped}]")

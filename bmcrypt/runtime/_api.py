@@ -18,10 +18,12 @@ from ctypes import (
     POINTER,
     Structure,
     c_bool,
+    c_char,
     c_char_p,
     c_float,
     c_int,
     c_int32,
+    c_int64,
     c_size_t,
     c_uint,
     c_uint8,
@@ -123,6 +125,32 @@ class BmNetInfo(Structure):
     ]
 
 
+class MemoryT(Structure):
+    """``memory_t`` of libsophon's public bmdef.h: 152 bytes. (LLM-TPU's demo header declares
+    it without ``number``; the size is the same, ``number`` overlays its first reserved bytes.)"""
+
+    _fields_ = [
+        ("addr", c_int64),  # -1: not given, the runtime allocates
+        ("size", c_uint64),
+        ("type", c_int),  # 0 device, 1 host
+        ("number", c_int),  # blocks; the runtime asserts 1
+        ("reserved", c_char * 124),
+    ]
+
+
+MEM_INFO_PARTS = ("instruction_mem", "variable_instruction_mem", "neuron_mem", "coeff_mem",
+                  "io_mem")
+
+
+class MemInfoT(Structure):
+    """``mem_info_t`` (bmdef.h): the device memory one bmodel needs, by kind; 1368 bytes."""
+
+    _fields_ = [*((name, MemoryT) for name in MEM_INFO_PARTS), ("reserved", MemoryT * 4)]
+
+
+assert ctypes.sizeof(MemoryT) == 152 and ctypes.sizeof(MemInfoT) == 9 * 152
+
+
 # uint8_t* (*decrypt)(const uint8_t* in, uint64_t in_len, uint64_t* out_len). Declared with
 # c_void_p as the result so ctypes hands the runtime the raw malloc'ed pointer untouched.
 DECRYPT_FUNC = CFUNCTYPE(c_void_p, POINTER(c_uint8), c_uint64, POINTER(c_uint64))
@@ -165,6 +193,17 @@ _BMRT_FUNCS: dict[str, tuple[object, list[object]]] = {
     "bmrt_tensor_with_device": (None, [POINTER(BmTensor), BmDeviceMem, c_int, BmShape]),
     "bmrt_trace": (None, [_P]),
 }
+#: Memory-controlled loading (libsophon SGTPUV8 / bm1688 branches, tpu-mlir's nntoolchain):
+#: not every libbmrt has them, so they are optional (``VendorLibs.has_mem_api``).
+_BMRT_MEM_FUNCS: dict[str, tuple[object, list[object]]] = {
+    "bmrt_set_flags": (None, [_P, c_uint32]),
+    "bmrt_get_bmodel_info": (c_bool, [c_char_p, POINTER(MemInfoT)]),
+    "bmrt_get_bmodel_data_info": (c_bool, [c_void_p, c_size_t, POINTER(MemInfoT)]),
+    "bmrt_load_bmodel_with_mem": (c_bool, [_P, c_char_p, POINTER(MemInfoT)]),
+    "bmrt_load_bmodel_data_with_mem": (c_bool, [_P, c_void_p, c_size_t, POINTER(MemInfoT)]),
+    "bmrt_destroy_without_coeff": (None, [_P]),
+}
+BM_RUNTIME_SHARE_MEM = 1 << 0
 
 
 class VendorLibs:
@@ -183,6 +222,11 @@ class VendorLibs:
         self.libc.fflush.restype = c_int
         _declare(self.bmlib, _BMLIB_FUNCS)
         _declare(self.bmrt, _BMRT_FUNCS)
+        try:
+            _declare(self.bmrt, _BMRT_MEM_FUNCS)
+            self.has_mem_api = True
+        except VendorRuntimeError:  # an older libbmrt: one bmruntime per model instead
+            self.has_mem_api = False
 
     def flush_stdio(self) -> None:
         """``fflush(NULL)``: push C stdio buffers to their fds before we move the fds."""

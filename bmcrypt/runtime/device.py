@@ -112,14 +112,21 @@ class Runtime:
             self._libs.bmlib.bm_dev_free(self._handle)
         lifecycle.untrack(self)
 
-    def _destroy_bmrt(self) -> None:
-        """Free this instance's device buffers and destroy its bmruntime (not the device)."""
+    def _destroy_bmrt(self, *, keep_weights: bool = False) -> None:
+        """Free this instance's device buffers and destroy its bmruntime (not the device).
+
+        ``keep_weights``: ``bmrt_destroy_without_coeff``: the weights stay on the device in
+        libbmrt's per-device registry, and the next load of the same weights (same check_code
+        and size) finds them there instead of uploading them again.
+        """
         for buf in list(self._buffers):
             buf.free()
         bmrt, self._bmrt = self._bmrt, None
         self._info_cache.clear()
+        destroy = (self._libs.bmrt.bmrt_destroy_without_coeff
+                   if keep_weights and self._libs.has_mem_api else self._libs.bmrt.bmrt_destroy)
         with self._vendor():
-            self._libs.bmrt.bmrt_destroy(bmrt)
+            destroy(bmrt)
 
     # ------------------------------------------------------------------ loading
 
@@ -153,6 +160,55 @@ class Runtime:
         """Load an encrypted bmodel; the runtime ``dlopen``s ``lib_path``, calls its ``decrypt``."""
         self._load(os.fspath(path), self._libs.bmrt.bmrt_load_bmodel_with_decrypt_lib,
                    os.fsencode(path), os.fsencode(lib_path))
+
+    @property
+    def has_mem_api(self) -> bool:
+        """This libbmrt has the memory-controlled loads (``load_with_mem``)."""
+        return bool(self._libs.has_mem_api)
+
+    def load_with_mem(self, source: str | os.PathLike[str] | bytes | bytearray | memoryview,
+                      ) -> dict[str, DeviceBuffer]:
+        """Load a plain bmodel (a path, or its bytes in memory) into device memory we allocate.
+
+        ``bmrt_get_bmodel_info`` (``…_data_info``) says what the model needs; instruction,
+        neuron and io memory are allocated here (owned by this instance: freed with it) and
+        handed to ``bmrt_load_bmodel_with_mem`` (``…_data_with_mem``). The weights are left to
+        libbmrt (coeff address -1): its per-device registry keeps one copy of equal weights
+        across bmruntime instances. Handing it a coeff address of ours does not work on
+        tpu_mlir 1.30.2's libbmrt: it places every weight region of the model at that one
+        address (``bmrt_trace`` then fails all but one; docs/chat.md). Returns the buffers by
+        part name.
+        """
+        if not self.has_mem_api:
+            raise VendorRuntimeError("this libbmrt has no memory-controlled loading",
+                                     hint="load the model with Runtime.load instead")
+        bmrt = self._require_open()
+        info = _api.MemInfoT()
+        data = None if isinstance(source, (str, os.PathLike)) else np.frombuffer(source, np.uint8)
+        if data is None:
+            what = os.fspath(source)
+            ok = self._libs.bmrt.bmrt_get_bmodel_info(os.fsencode(source), ctypes.byref(info))
+        else:
+            what = f"{data.size} bytes from memory"
+            ok = self._libs.bmrt.bmrt_get_bmodel_data_info(data.ctypes.data, data.size,
+                                                          ctypes.byref(info))
+        if not ok:
+            raise VendorRuntimeError(f"the vendor runtime cannot size {what}", hint=_LOAD_HINT)
+        buffers = {}
+        for part in _api.MEM_INFO_PARTS:
+            mem = getattr(info, part)
+            if part == "coeff_mem":
+                mem.addr = -1  # libbmrt's registry holds the weights
+            elif mem.size:
+                    mem.addr = buffers[part].address
+        self._libs.bmrt.bmrt_set_flags(bmrt, _api.BM_RUNTIME_SHARE_MEM)
+        if data is None:
+            self._load(what, self._libs.bmrt.bmrt_load_bmodel_with_mem, os.fsencode(source),
+                       ctypes.byref(info))
+        else:
+            self._load(what, self._libs.bmrt.bmrt_load_bmodel_data_with_mem, data.ctypes.data,
+                       data.size, ctypes.byref(info))
+        return buffers
 
     def _load(self, what: str, fn: Any, *args: Any) -> None:
         bmrt = self._require_open()

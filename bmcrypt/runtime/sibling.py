@@ -47,8 +47,12 @@ class SiblingRuntime(Runtime):
             raise self._error("bmrt_create failed", out)
         self._bmrt = bmrt
 
-    def close(self) -> None:
-        """Free this instance's buffers and destroy its bmruntime; the device stays open."""
+    def close(self, *, keep_weights: bool = False) -> None:
+        """Free this instance's buffers and destroy its bmruntime; the device stays open.
+
+        ``keep_weights``: leave its weights on the device for the next model with the same
+        weights (``bmrt_destroy_without_coeff``, see ``Runtime._destroy_bmrt``).
+        """
         if self._bmrt is None:
             return
         if self.parent.closed:
@@ -57,4 +61,4 @@ class SiblingRuntime(Runtime):
             self._buffers.clear()
             self._info_cache.clear()
             return
-        self._destroy_bmrt()
+        self._destroy_bmrt(keep_weights=keep_weights)
