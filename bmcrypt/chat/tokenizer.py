@@ -106,29 +106,38 @@ class StreamDecoder:
     Byte-level BPE splits multi-byte characters across tokens; a partial character decodes as
     U+FFFD, so text ending in one is held back until the next token completes it (or the
     answer ends: ``flush``).
+
+    Each step decodes a short window, not the whole answer (which made streaming quadratic in
+    its length): the tokens not yet released plus the last released ones as context (a
+    tokenizer may decode a token differently at the start of a text), and releases what the
+    window's text adds to the context's.
     """
 
     def __init__(self, tokenizer: ChatTokenizer) -> None:
         self._tok = tokenizer
         self._ids: list[int] = []
-        self._shown = 0
+        self._context = 0  # where the decoded window starts
+        self._released = 0  # tokens whose text has been released
 
     def push(self, token: int) -> str:
         """Add one token; return the new text that is safe to show (maybe empty)."""
         self._ids.append(token)
-        text = self._tok.decode(self._ids)
-        if text.endswith("\ufffd"):
+        before, text = self._window()
+        if len(text) <= len(before) or text.endswith("\ufffd"):
             return ""
-        return self._take(text)
+        self._context, self._released = self._released, len(self._ids)
+        return text[len(before):]
 
     def flush(self) -> str:
         """Whatever is left, incomplete characters included."""
-        return self._take(self._tok.decode(self._ids))
+        before, text = self._window()
+        self._context = self._released = len(self._ids)
+        return text[len(before):]
 
-    def _take(self, text: str) -> str:
-        new = text[self._shown:]
-        self._shown = max(self._shown, len(text))
-        return new
+    def _window(self) -> tuple[str, str]:
+        window = self._ids[self._context:]
+        return (self._tok.decode(window[:self._released - self._context]),
+                self._tok.decode(window))
 
 
 def _json(path: Path) -> dict[str, Any]:
