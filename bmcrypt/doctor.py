@@ -27,7 +27,7 @@ CRYPTO_FLAGS = {
     "sha2": "SHA-2 (Arm): SHA-256 of weights and backups",
     "avx2": "AVX2 (x86)",
 }
-_API = re.compile(r"BMCRYPT_API\s+[\w\s\*]*?\b(\w+)\s*\(")
+_API = re.compile(r"^BMCRYPT_API\s+[\w\s\*]*?\b(\w+)\s*\(", re.MULTILINE)
 _VERSION_IN_PATH = re.compile(r"(tpu_mlir|libsophon)-(\d[\w.]*)")
 
 
@@ -91,6 +91,9 @@ def key_sources(key_files: Sequence[Path] = (), env: dict[str, str] | None = Non
     named = [("--key", str(p)) for p in key_files]
     if env.get(ENV_KEY_FILE):
         named.append((f"${ENV_KEY_FILE}", env[ENV_KEY_FILE]))
+    else:  # what the plugin inside the vendor runtime would read: say that it is missing
+        sources.append({"source": f"${ENV_KEY_FILE}", "path": None, "key_id": None,
+                        "problem": "not set"})
     first_problem: BmcryptError | None = None
     for origin, path in named:
         try:

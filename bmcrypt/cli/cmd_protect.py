@@ -17,7 +17,6 @@ from bmcrypt.cli.options import (
     BackupPath,
     Jobs,
     JsonOut,
-    KeyFile,
     KeyRing,
     Quiet,
     Recursive,
@@ -38,7 +37,9 @@ Models = Annotated[list[Path], typer.Argument(
 def encrypt(
     models: Annotated[list[Path], typer.Argument(
         metavar="MODEL...", help="Plain .bmodel files to protect (directories with -r).")],
-    key: KeyFile = None,
+    key: Annotated[list[Path] | None, typer.Option(
+        "--key", "-k", metavar="KEYFILE",
+        help="Key file, once: a file has one key (default: $BMCRYPT_KEY_FILE).")] = None,
     passphrase: UsePassphrase = False,
     nets: Annotated[str | None, typer.Option(
         "--nets", metavar="N1,N2", help="Encrypt only these nets' weights (default: all).")] = None,

@@ -13,13 +13,19 @@ import re
 from typing import Any
 
 from bmcrypt.cli import mode, output
-from bmcrypt.errors import BmcryptError
+from bmcrypt.errors import BmcryptError, UsageError
 
 SCHEMA = "bmcrypt/1"
 
 
 def kind(exc: BmcryptError) -> str:
-    """The error's kind for scripts: its class name in snake case (`WrongKey` → `wrong_key`)."""
+    """The error's kind for scripts: its class name in snake case (`WrongKey` → `wrong_key`);
+    the base class, raised for what has no class of its own, is plain `error`, and a usage
+    error is `usage` whether the parser or a command found it."""
+    if type(exc) is BmcryptError:
+        return "error"
+    if type(exc) is UsageError:
+        return "usage"
     return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
 
 

@@ -1,6 +1,6 @@
 """Options several commands share, declared once, and the one place a command gets its key.
 
-Commands annotate their parameters with these aliases (`key: KeyFile = None`), so `--key` reads
+Commands annotate their parameters with these aliases (`key: KeyRing = None`), so `--key` reads
 the same everywhere. Library modules load only when a command runs: start-up stays cheap.
 """
 
@@ -28,6 +28,7 @@ def _command_of(ctx: typer.Context) -> None:
 
 
 def set_json_mode(ctx: typer.Context, value: bool) -> bool:
+    """The callback of every --json: the run prints one document (jsondoc.py)."""
     _command_of(ctx)
     mode.current.json = mode.current.json or value
     return value
@@ -63,8 +64,6 @@ Jobs = Annotated[int, typer.Option(
 
 # ---------------------------------------------------------------- keys and the rest
 
-KeyFile = Annotated[Path | None, typer.Option(
-    "--key", "-k", metavar="KEYFILE", help="Key file (default: $BMCRYPT_KEY_FILE).")]
 KeyRing = Annotated[list[Path] | None, typer.Option(
     "--key", "-k", metavar="KEYFILE",
     help="Key file; repeat it for a key ring, each file then opens with the key of its key id "
