@@ -91,9 +91,6 @@ def key_sources(key_files: Sequence[Path] = (), env: dict[str, str] | None = Non
     named = [("--key", str(p)) for p in key_files]
     if env.get(ENV_KEY_FILE):
         named.append((f"${ENV_KEY_FILE}", env[ENV_KEY_FILE]))
-    else:  # what the plugin inside the vendor runtime would read: say that it is missing
-        sources.append({"source": f"${ENV_KEY_FILE}", "path": None, "key_id": None,
-                        "problem": "not set"})
     first_problem: BmcryptError | None = None
     for origin, path in named:
         try:
@@ -103,6 +100,9 @@ def key_sources(key_files: Sequence[Path] = (), env: dict[str, str] | None = Non
             first_problem = first_problem or exc
             sources.append({"source": origin, "path": path, "key_id": None,
                             "problem": exc.message})
+    if not env.get(ENV_KEY_FILE):  # what the plugin in the vendor runtime reads: say it is unset
+        sources.append({"source": f"${ENV_KEY_FILE}", "path": None, "key_id": None,
+                        "problem": "not set"})
     # A passphrase is never read here: only whether one is set (its key id differs per file).
     sources.append({"source": f"${ENV_PASSPHRASE}", "path": None, "key_id": None,
                     "problem": None if env.get(ENV_PASSPHRASE) else "not set"})

@@ -65,26 +65,23 @@ class FilesFailed(BmcryptError):
 
 
 def expand(paths: Sequence[Path], recursive: bool) -> list[Path]:
-    """The files to process: the paths given, a directory (with -r) standing for every
-    ``*.bmodel`` under it, sorted; a file named twice is processed once."""
+    """The files to process: the paths as given, and with -r a directory standing for every
+    ``*.bmodel`` under it, sorted. A file found under a directory that is already in the list
+    (named, or under another directory given) is not added again."""
     found: list[Path] = []
+    seen: set[str] = set()
     for path in paths:
         if recursive and path.is_dir():
             models = sorted(p for p in path.rglob("*.bmodel") if p.is_file())
             if not models:
                 raise UsageError(f"no *.bmodel files under {path}",
                                  hint="-r takes directories that hold .bmodel files")
-            found.extend(models)
+            fresh = [m for m in models if os.path.realpath(m) not in seen]
         else:
-            found.append(path)
-    seen: set[str] = set()
-    unique = []
-    for path in found:
-        real = os.path.realpath(path)
-        if real not in seen:
-            seen.add(real)
-            unique.append(path)
-    return unique
+            fresh = [path]
+        seen.update(os.path.realpath(m) for m in fresh)
+        found.extend(fresh)
+    return found
 
 
 def one_at_most(paths: Sequence[Path], flag: str) -> None:
