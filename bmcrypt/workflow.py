@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import BinaryIO
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from bmcrypt.bmodel.reader import open_mapped
 from bmcrypt.crypto import Keyring, Secret, new_file

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from clitools import assert_clean_error
+from clitools import assert_clean_error, json_document
 
 from bmcrypt.chat import (
     ChatError,
@@ -154,8 +154,8 @@ def test_cli_json_answer_of_an_encrypted_model(encrypted: Encrypted, vendor_dir:
     run = chat_cli(encrypted.files["static"], "--key", encrypted.key_file, "--prompt-ids", ids,
                    "--max-new-tokens", 4, "--json", vendor_dir=vendor_dir)
     assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout)  # one object, nothing else on stdout
-    assert set(out) == {"prompt_ids", "tokens", "text", "stats"}
+    out = json_document(run, "chat")  # one document, nothing else on stdout
+    assert set(out) == {"schema", "command", "ok", "prompt_ids", "tokens", "text", "stats"}
     assert out["prompt_ids"] == PROMPT and out["tokens"] == EXPECTED[:4]
     stats = out["stats"]
     assert stats["new_tokens"] == 4 and stats["stop"] == "max_new_tokens"

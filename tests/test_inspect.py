@@ -120,9 +120,9 @@ def enc(tmp_path_factory: pytest.TempPathFactory) -> Encrypted:
 
 def test_plain_fixture_json_has_every_documented_top_level_field(capsys: Capsys) -> None:
     r = run_json(capsys, QWEN)
-    assert list(r) == ["path", "ok", "size", "encryption", "chip", "version", "time", "kernel_module",
-                       "cpuop_module", "device_mem", "host_mem", "nets", "coeff_regions",
-                       "layout", "layout_sum", "notes"]
+    assert list(r) == ["path", "ok", "size", "encryption", "chip", "version", "time",
+                       "kernel_module", "cpuop_module", "device_mem", "host_mem", "nets",
+                       "coeff_regions", "layout", "layout_sum", "notes"]
     assert r["path"] == str(QWEN) and r["size"] == QWEN.stat().st_size
     assert r["encryption"] == {"state": "plain"}
     assert (r["chip"], r["version"]) == ("BM1684X", "B.2.2+v1.30.2-20260831")

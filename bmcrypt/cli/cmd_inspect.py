@@ -17,7 +17,6 @@ from bmcrypt.cli import mode as mode_
 from bmcrypt.cli.options import (
     Jobs,
     JsonOut,
-    KeyRing,
     Quiet,
     Recursive,
     UsePassphrase,
