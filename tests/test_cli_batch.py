@@ -144,3 +144,34 @@ def test_inspect_a_tree_compares_the_weights(tmp_path: Path):
                         "inspect")
     assert doc["summary"]["total"] == 3
     assert doc["comparison"]["weights"] == "identical"
+
+
+def test_one_progress_bar_covers_the_batch_on_a_terminal(tmp_path: Path, key: Path):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    fleet(tmp_path)
+    assert bmcrypt("encrypt", "-r", tmp_path / "models", "-k", key, "-q").returncode == 0
+    leader, follower = pty.openpty()
+    try:
+        run = subprocess.run([sys.executable, "-P", "-m", "bmcrypt.cli.main", "verify", "-r",
+                              tmp_path / "models", "-k", key, "-j", "2"], stderr=follower,
+                             stdout=subprocess.PIPE, text=True, timeout=120)
+        os.close(follower)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 1 << 16)
+            except OSError:  # the terminal is closed once everything was read
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(leader)
+    assert run.returncode == 0
+    assert b"3/3" in seen and b"files" in seen  # the bar counted the whole batch
+    assert b"3 files verified" in seen
+    assert run.stdout.count(": OK — ") == 3  # the data is on stdout, not in the bar

@@ -176,3 +176,15 @@ def test_every_error_class_has_a_kind_the_schema_names():
     missing = {c.__name__ for c in classes if kind(c.__new__(c)) not in kinds}  # type: ignore[arg-type]
     assert missing == set()
     assert "usage" in kinds
+
+
+@pytest.mark.runtime
+def test_run_prints_a_valid_document(tmp_path: Path, model: Path, key: Path, vendor_dir: Path):
+    from conftest import FIXTURES
+
+    assert bmcrypt("encrypt", model, "-k", key).returncode == 0
+    result = bmcrypt("run", model, "-k", key, "-i", FIXTURES / "mlp_in.npz", "-o",
+                     tmp_path / "out.npz", "--runtime", vendor_dir, "--json")
+    doc = json_document(result, "run")
+    assert doc["ok"] and doc["net"] == "mlp" and doc["outputs"]
+    assert (tmp_path / "out.npz").is_file()
