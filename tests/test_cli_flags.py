@@ -168,6 +168,14 @@ def test_decrypt_to_stdout_gives_the_same_model_as_to_a_file(tmp_path: Path, mod
     assert b"decrypted" in piped.stderr
 
 
+def test_encrypt_to_stdout_is_refused_and_writes_no_file_named_dash(tmp_path: Path,
+                                                                    model: Path, key: Path):
+    result = bmcrypt("encrypt", model, "-k", key, "-o", "-", cwd=tmp_path)
+    assert_clean_error(result, USAGE, "stdout")
+    assert not (tmp_path / "-").exists()
+    assert model.read_bytes() == MLP.read_bytes()
+
+
 def test_plaintext_is_never_written_to_a_terminal(model: Path, key: Path):
     assert bmcrypt("encrypt", model, "-k", key).returncode == 0
     leader, follower = pty.openpty()

@@ -61,6 +61,7 @@ def encrypt(
     paths = batch.expand(models, recursive)
     if out is not None:
         batch.one_at_most(paths, "--output")
+        _no_stdout(out)
     _one_backup_file(paths, backup)
     key_ = secret(key, passphrase, confirm=True)
     selected = {n.strip() for n in nets.split(",") if n.strip()} if nets else None
@@ -89,6 +90,16 @@ def _backup_json(made: Any) -> dict[str, Any] | None:
     if made is None:
         return None
     return {"path": str(made.path), "sha256": made.sha256, "created": made.created}
+
+
+def _no_stdout(out: Path) -> None:
+    """`encrypt -o -`: a sealed file is written out of order, so it cannot go to a pipe (and a
+    file named `-` is never what was meant)."""
+    if str(out) == "-":
+        from bmcrypt.errors import UsageError
+
+        raise UsageError("encrypt cannot write to stdout (-o -)",
+                         hint="pass -o FILE, or leave out -o to encrypt in place")
 
 
 def _one_backup_file(paths: list[Path], backup: Path | None) -> None:
