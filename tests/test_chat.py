@@ -191,6 +191,19 @@ def test_cli_interactive_chat_on_stdin(vendor_dir: Path) -> None:
     assert len(errors) == 1 and "holds 64 tokens" in errors[0]  # reported, and the chat went on
 
 
+def test_cli_interactive_json_is_one_valid_document_per_turn(vendor_dir: Path) -> None:
+    lines = f"hello\n{'word ' * 100}\n/exit\n"
+    run = chat_cli(BUILDS["static"], "--max-new-tokens", 2, "--json", stdin=lines,
+                   vendor_dir=vendor_dir)
+    assert run.returncode == 0, run.stderr
+    turns = run.stdout.splitlines()
+    assert len(turns) == 2  # JSON Lines: the answer, then the turn that was too long
+    docs = [json_document(subprocess.CompletedProcess([], 0 if i == 0 else 1, t, ""), "chat")
+            for i, t in enumerate(turns)]
+    assert docs[0]["ok"] and len(docs[0]["tokens"]) <= 2
+    assert docs[1]["error"]["kind"] == "prompt_too_long"
+
+
 @pytest.mark.parametrize("case", ["wrong key", "no key", "tampered/callback", "tampered/memory",
                                   "top-1 build sampling"])
 def test_cli_refuses_cleanly(case: str, encrypted: Encrypted, vendor_dir: Path,
