@@ -27,9 +27,9 @@ def main(argv: list[str] | None = None) -> int:
         return failure.usage_error(exc, argv)
     except OSError as exc:  # disk full, permission denied, …: the OS said no; say it in one line
         where = f" ({exc.filename})" if exc.filename else ""
-        output.error(BmcryptError(f"{exc.strerror or exc}{where}".lower(),
-                                  hint="check the path, its permissions and free disk space"))
-        return 1
+        return failure.bmcrypt_error(BmcryptError(
+            f"{exc.strerror or exc}{where}".lower(),
+            hint="check the path, its permissions and free disk space"), argv)
     except KeyboardInterrupt:
         output.err.print("bmcrypt: interrupted", markup=False)
         return 130
