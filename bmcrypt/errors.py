@@ -5,7 +5,7 @@ can tell a wrong key from a tampered file without parsing text. Messages are low
 and never contain key material; ``hint`` says what to do next.
 
     exit 1  BmcryptError (anything else we raise on purpose)
-    exit 2  usage error (Typer's own)
+    exit 2  UsageError:    UnknownNet (and Typer's own usage errors)
     exit 3  FormatError:   NotABmodel, Truncated, Corrupt, UnsupportedVersion
     exit 4  WrongKey
     exit 5  Tampered
@@ -32,6 +32,17 @@ class BmcryptError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class UsageError(BmcryptError):
+    """The command line asks for something impossible; nothing was changed."""
+
+    exit_code = 2
+    default_hint = "see `bmcrypt COMMAND --help`"
+
+
+class UnknownNet(UsageError):
+    """`--nets` names a net the model does not have."""
 
 
 # ---------------------------------------------------------------- the file is not what we need

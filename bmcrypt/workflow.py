@@ -12,10 +12,17 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from bmcrypt.bmodel.reader import open_mapped
 from bmcrypt.crypto import Keyring, Secret, new_file
-from bmcrypt.errors import AlreadyEncrypted, InputFileError, NotABmodel, NotEncrypted
+from bmcrypt.errors import (
+    AlreadyEncrypted,
+    InputFileError,
+    NotABmodel,
+    NotEncrypted,
+    UnknownNet,
+)
 from bmcrypt.files import (
     BackupResult,
     atomic_write,
@@ -29,7 +36,7 @@ from bmcrypt.protect.container import FileState, file_state
 from bmcrypt.protect.opened import open_encrypted
 from bmcrypt.protect.rekey import RekeyReport, rekey_file
 from bmcrypt.protect.seal import SealReport, seal_bmodel
-from bmcrypt.protect.unseal import VerifyReport, unseal_file
+from bmcrypt.protect.unseal import VerifyReport, unseal_file, unseal_to_memory
 
 Progress = Callable[[int], None]
 #: Called once with the number of bytes a long operation will process; returns its progress.
@@ -47,6 +54,12 @@ class EncryptOutcome:
 class DecryptOutcome:
     target: Path
     report: VerifyReport
+
+
+@dataclass(frozen=True)
+class StreamOutcome:
+    size: int
+    key_id: str
 
 
 def _no_progress(_what: str, _total: int) -> None:
@@ -93,6 +106,8 @@ def encrypt_model(model: str | os.PathLike[str], secret: Secret, *,
     with file_lock(model):
         _settle(model, out)
         _refuse_encrypted(model)
+        if nets is not None:
+            _check_net_names(model, nets)
         made = None
         if out is None and backup:
             size = model.stat().st_size
@@ -103,6 +118,17 @@ def encrypt_model(model: str | os.PathLike[str], secret: Secret, *,
             report = seal_bmodel(src, f, new_file(secret), nets=nets,
                                  progress=progress("encrypt", total))
     return EncryptOutcome(target, report, made)
+
+
+def _check_net_names(model: Path, nets: set[str]) -> None:
+    """`--nets` must name nets of this model: a typo would leave weights in clear. Checked
+    before the backup, as a usage error (the file is fine, the command line is not)."""
+    with open_mapped(model) as src:
+        root = src.raw.root()
+        known = {root.Net(i).Name().decode() for i in range(root.NetLength())}
+    if unknown := sorted(nets - known):
+        raise UnknownNet(f"no net named {', '.join(map(repr, unknown))} in {model}",
+                         hint=f"nets in this model: {', '.join(sorted(known))}")
 
 
 def decrypt_model(model: str | os.PathLike[str], keyring: Keyring, *,
@@ -125,6 +151,26 @@ def decrypt_model(model: str | os.PathLike[str], keyring: Keyring, *,
                 atomic_write(target, mode_from=model) as f:
             report = unseal_file(opened, f, progress("decrypt", opened.binary_size))
     return DecryptOutcome(target, report)
+
+
+def decrypt_to_stream(model: str | os.PathLike[str], keyring: Keyring,
+                      stream: BinaryIO) -> StreamOutcome:
+    """Write the plain form of `model` to `stream` (a pipe: `decrypt -o -`).
+
+    A pipe cannot be taken back, so the whole plain model is built in memory and authenticated
+    before its first byte is written; the model file is not changed.
+    """
+    model = Path(model)
+    with file_lock(model):
+        recover_journal(model)
+        if file_state(model) == FileState.PLAIN:
+            raise NotEncrypted(f"{model} is a plain bmodel, there is nothing to decrypt")
+        with open_encrypted(model, keyring) as opened:
+            plain = unseal_to_memory(opened)
+            key_id = opened.keys.key_id.hex()
+    stream.write(plain)
+    stream.flush()
+    return StreamOutcome(len(plain), key_id)
 
 
 def verify_model(model: str | os.PathLike[str], keyring: Keyring, *,
@@ -156,6 +202,7 @@ def restore_model(model: str | os.PathLike[str], backup_path: str | os.PathLike[
 
 
 __all__ = [
-    "DecryptOutcome", "EncryptOutcome", "NotABmodel", "decrypt_model", "encrypt_model",
+    "DecryptOutcome", "EncryptOutcome", "NotABmodel", "StreamOutcome", "decrypt_model",
+    "decrypt_to_stream", "encrypt_model",
     "rekey_model", "restore_model", "verify_model",
 ]

@@ -21,6 +21,11 @@ corrupt / unsupported version, 4 wrong key, 5 tampered, 6 already encrypted / no
 foreign-encrypted, 7 key file or missing key, 8 file safety (missing file, backup conflict,
 locked), 9 vendor runtime. Errors are one line on stderr (`bmcrypt: error: …`) followed by a
 `bmcrypt: hint: …` line; data goes to stdout.
+
+Commands that take models take several, and a directory with `-r` (every `*.bmodel` under it):
+each file is done on its own (one that fails is left untouched and the others go on), each gets
+a line, and the exit code is that of the first file that failed. `--json` prints one document
+on stdout, described in [json.md](json.md). `NO_COLOR` turns colour off.
 """
 
 

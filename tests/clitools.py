@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 
 def bmcrypt(*args: str | os.PathLike[str], cwd: Path | None = None,
@@ -32,3 +34,25 @@ def assert_clean_error(result: subprocess.CompletedProcess[str], exit_code: int,
     assert any(line.startswith("bmcrypt: hint:") for line in result.stderr.splitlines())
     for phrase in phrases:
         assert phrase in errors[0], (phrase, errors[0])
+
+
+# ---------------------------------------------------------------- JSON documents (schemas/json)
+
+SCHEMAS = Path(__file__).resolve().parent.parent / "schemas" / "json"
+
+
+def json_document(result: subprocess.CompletedProcess[str], command: str) -> dict[str, Any]:
+    """The one JSON document of a `--json` run, validated against schemas/json/COMMAND."""
+    import jsonschema
+    from referencing import Registry, Resource
+
+    doc = json.loads(result.stdout)  # exactly one document: trailing text would fail here
+    resources = [(p.name, Resource.from_contents(json.loads(p.read_text())))
+                 for p in SCHEMAS.glob("*.schema.json")]
+    registry: Registry = Registry().with_resources(resources)
+    schema = json.loads((SCHEMAS / f"{command}.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema, registry=registry).validate(doc)
+    assert doc["ok"] == (result.returncode == 0), (doc, result.returncode)
+    if not doc["ok"]:
+        assert doc["error"]["code"] == result.returncode
+    return doc

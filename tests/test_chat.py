@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from clitools import assert_clean_error
+from clitools import assert_clean_error, json_document
 
 from bmcrypt.chat import (
     ChatError,
@@ -154,8 +154,8 @@ def test_cli_json_answer_of_an_encrypted_model(encrypted: Encrypted, vendor_dir:
     run = chat_cli(encrypted.files["static"], "--key", encrypted.key_file, "--prompt-ids", ids,
                    "--max-new-tokens", 4, "--json", vendor_dir=vendor_dir)
     assert run.returncode == 0, run.stderr
-    out = json.loads(run.stdout)  # one object, nothing else on stdout
-    assert set(out) == {"prompt_ids", "tokens", "text", "stats"}
+    out = json_document(run, "chat")  # one document, nothing else on stdout
+    assert set(out) == {"schema", "command", "ok", "prompt_ids", "tokens", "text", "stats"}
     assert out["prompt_ids"] == PROMPT and out["tokens"] == EXPECTED[:4]
     stats = out["stats"]
     assert stats["new_tokens"] == 4 and stats["stop"] == "max_new_tokens"
@@ -189,6 +189,19 @@ def test_cli_interactive_chat_on_stdin(vendor_dir: Path) -> None:
     assert "device memory in use" in run.stderr
     errors = [line for line in run.stderr.splitlines() if line.startswith("bmcrypt: error:")]
     assert len(errors) == 1 and "holds 64 tokens" in errors[0]  # reported, and the chat went on
+
+
+def test_cli_interactive_json_is_one_valid_document_per_turn(vendor_dir: Path) -> None:
+    lines = f"hello\n{'word ' * 100}\n/exit\n"
+    run = chat_cli(BUILDS["static"], "--max-new-tokens", 2, "--json", stdin=lines,
+                   vendor_dir=vendor_dir)
+    assert run.returncode == 0, run.stderr
+    turns = run.stdout.splitlines()
+    assert len(turns) == 2  # JSON Lines: the answer, then the turn that was too long
+    docs = [json_document(subprocess.CompletedProcess([], 0 if i == 0 else 1, t, ""), "chat")
+            for i, t in enumerate(turns)]
+    assert docs[0]["ok"] and len(docs[0]["tokens"]) <= 2
+    assert docs[1]["error"]["kind"] == "prompt_too_long"
 
 
 @pytest.mark.parametrize("case", ["wrong key", "no key", "tampered/callback", "tampered/memory",

@@ -24,6 +24,7 @@ from bmcrypt.errors import (
     NotEncrypted,
     Tampered,
     Truncated,
+    UnknownNet,
     WrongKey,
 )
 from bmcrypt.files import atomic as atomic_module
@@ -224,10 +225,13 @@ def test_only_the_selected_nets_are_encrypted_and_shared_weights_follow(tmp_path
 
 def test_an_unknown_net_name_is_an_error_listing_the_nets(tmp_path: Path):
     model = copy_of(MLP, tmp_path)
-    with pytest.raises(InputFileError, match="no net named 'mpl'") as err:
+    # A usage error (exit 2), found before the backup: the command line is wrong, not the file.
+    with pytest.raises(UnknownNet, match="no net named 'mpl'") as err:
         workflow.encrypt_model(model, KEY, nets={"mpl"})
+    assert err.value.exit_code == 2
     assert "mlp" in (err.value.hint or "")
     assert model.read_bytes() == MLP.read_bytes()
+    assert not Path(f"{model}.bak").exists()
 
 
 # ---------------------------------------------------------------- states and keys

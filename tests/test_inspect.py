@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import synth
+from clitools import json_document
 
 from bmcrypt.bmodel.writer import BinaryRegion, build_bmodel, make_binary
 from bmcrypt.cli.main import main
@@ -55,11 +56,19 @@ def run(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, st
     return code, cap.out, cap.err
 
 
-def run_json(capsys: pytest.CaptureFixture[str], *args: object) -> Any:
+def run_doc(capsys: pytest.CaptureFixture[str], *args: object) -> Any:
+    """The whole `--json` document of a successful run, checked against its schema."""
     code, out, err = run(capsys, "--json", *args)
     assert code == 0, err
     assert err == ""
-    return json.loads(out)
+    return json_document(subprocess.CompletedProcess([], code, out, err), "inspect")
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: object) -> Any:
+    """The entry of the one file inspected (`files[0]` of the document)."""
+    doc = run_doc(capsys, *args)
+    assert len(doc["files"]) == 1 and "comparison" not in doc
+    return doc["files"][0]
 
 
 def write(tmp_path: Path, data: bytes, name: str = "m.bmodel") -> Path:
@@ -111,9 +120,9 @@ def enc(tmp_path_factory: pytest.TempPathFactory) -> Encrypted:
 
 def test_plain_fixture_json_has_every_documented_top_level_field(capsys: Capsys) -> None:
     r = run_json(capsys, QWEN)
-    assert list(r) == ["path", "size", "encryption", "chip", "version", "time", "kernel_module",
-                       "cpuop_module", "device_mem", "host_mem", "nets", "coeff_regions",
-                       "layout", "layout_sum", "notes"]
+    assert list(r) == ["path", "ok", "size", "encryption", "chip", "version", "time",
+                       "kernel_module", "cpuop_module", "device_mem", "host_mem", "nets",
+                       "coeff_regions", "layout", "layout_sum", "notes"]
     assert r["path"] == str(QWEN) and r["size"] == QWEN.stat().st_size
     assert r["encryption"] == {"state": "plain"}
     assert (r["chip"], r["version"]) == ("BM1684X", "B.2.2+v1.30.2-20260831")
@@ -557,15 +566,15 @@ def test_model_encrypted_by_model_tool_with_another_cipher_is_foreign(
 
 
 def test_several_files_give_files_and_a_comparison(capsys: Capsys, enc: Encrypted) -> None:
-    r = run_json(capsys, MLP, enc.mlp)
-    assert set(r) == {"files", "comparison"}
+    r = run_doc(capsys, MLP, enc.mlp)
+    assert set(r) == {"schema", "command", "ok", "files", "summary", "comparison"}
     assert [f["encryption"]["state"] for f in r["files"]] == ["plain", "bmcrypt"]
     assert set(r["comparison"]) == {"weights", "visible_weights", "compared", "not_compared",
                                     "regions"}
 
 
 def test_the_same_weights_plain_and_encrypted_are_identical(capsys: Capsys, enc: Encrypted) -> None:
-    c = run_json(capsys, "--key", enc.key_file, QWEN, enc.qwen)["comparison"]
+    c = run_doc(capsys, "--key", enc.key_file, QWEN, enc.qwen)["comparison"]
     assert c["weights"] == "identical" and c["not_compared"] == []
     assert len(c["regions"]) == 4
     assert all(reg["files"] == [str(QWEN), str(enc.qwen)] for reg in c["regions"])
@@ -580,7 +589,7 @@ def test_models_sharing_some_weights_are_partly_shared_and_say_which(
 
     a = write(tmp_path, model({"enc": b"E" * 300, "dec": b"D" * 200}), "a.bmodel")
     b = write(tmp_path, model({"enc": b"E" * 300, "head": b"H" * 100}), "b.bmodel")
-    c = run_json(capsys, a, b)["comparison"]
+    c = run_doc(capsys, a, b)["comparison"]
     assert c["weights"] == "partly_shared"
     shared = [reg for reg in c["regions"] if len(reg["files"]) == 2]
     assert [(reg["size"], reg["files"]) for reg in shared] == [(300, [str(a), str(b)])]
@@ -592,20 +601,20 @@ def test_models_sharing_some_weights_are_partly_shared_and_say_which(
 
 
 def test_unrelated_models_have_different_weights(capsys: Capsys) -> None:
-    assert run_json(capsys, MLP, QWEN)["comparison"]["weights"] == "different"
+    assert run_doc(capsys, MLP, QWEN)["comparison"]["weights"] == "different"
     code, out, _ = run(capsys, MLP, QWEN)
     assert "weights of the 2 files: different" in out
 
 
 def test_two_builds_of_one_checkpoint_share_only_some_regions(capsys: Capsys) -> None:
-    c = run_json(capsys, QWEN, QWEN_DYNAMIC)["comparison"]
+    c = run_doc(capsys, QWEN, QWEN_DYNAMIC)["comparison"]
     assert c["weights"] in ("identical", "partly_shared")
     assert c["visible_weights"] == c["weights"]
 
 
 def test_encrypted_file_without_key_makes_the_verdict_unknown(
         capsys: Capsys, enc: Encrypted) -> None:
-    c = run_json(capsys, QWEN, QWEN, enc.qwen)["comparison"]
+    c = run_doc(capsys, QWEN, QWEN, enc.qwen)["comparison"]
     assert c["weights"] == "unknown" and c["visible_weights"] == "identical"
     assert c["not_compared"] == [{"path": str(enc.qwen),
                                   "reason": "encrypted by bmcrypt; no key given"}]
@@ -618,7 +627,7 @@ def test_encrypted_file_without_key_makes_the_verdict_unknown(
 def test_mixed_batch_of_plain_bmcrypt_and_foreign_files_works(tmp_path: Path, capsys: Capsys,
                                                               enc: Encrypted) -> None:
     foreign = _foreign(tmp_path, 80)
-    r = run_json(capsys, "--key", enc.key_file, MLP, enc.mlp, foreign)
+    r = run_doc(capsys, "--key", enc.key_file, MLP, enc.mlp, foreign)
     assert [f["encryption"]["state"] for f in r["files"]] == ["plain", "bmcrypt", "foreign"]
     assert r["comparison"]["visible_weights"] == "identical"
     assert r["comparison"]["not_compared"] == [{"path": str(foreign),
@@ -669,7 +678,12 @@ def test_bad_input_is_one_short_error_with_a_hint(
     path = make(tmp_path)
     for args in ([path], ["--json", path]):
         code, out, err = run(capsys, *args)
-        assert code == exit_code and out == ""
+        assert code == exit_code
+        if args[0] == "--json":  # the document says it too, for scripts
+            doc = json_document(subprocess.CompletedProcess([], code, out, err), "inspect")
+            assert doc["files"][0]["error"] == doc["error"]
+        else:
+            assert out == ""
         lines = err.splitlines()
         assert len(lines) == 2 and lines[0].startswith("bmcrypt: error: ")
         assert lines[1].startswith("bmcrypt: hint: ")
@@ -711,12 +725,13 @@ def test_bad_file_in_a_batch_is_reported_and_the_others_still_shown(
     assert code == 3
     assert str(MLP) in out and str(QWEN) in out and "bad.bmodel" not in out.split("weights of")[0]
     assert f"bmcrypt: error: {bad}: not a bmodel" in err
-    assert "1 of 3 files could not be inspected" in err
+    assert "1 of 3 files failed" in err
     code, out, err = run(capsys, "--json", MLP, bad, QWEN)
-    r = json.loads(out)
+    r = json_document(subprocess.CompletedProcess([], code, out, err), "inspect")
     assert code == 3 and [f["path"] for f in r["files"]] == [str(MLP), str(bad), str(QWEN)]
-    assert r["files"][1]["error"]["type"] == "NotABmodel"
-    assert r["files"][1]["error"]["exit_code"] == 3
+    assert r["files"][1]["error"]["kind"] == "not_a_bmodel"
+    assert r["files"][1]["error"]["code"] == 3
+    assert r["summary"] == {"total": 3, "succeeded": 2, "failed": 1}
     assert r["comparison"]["weights"] == "unknown"
     assert r["comparison"]["visible_weights"] == "different"
 
@@ -724,7 +739,7 @@ def test_bad_file_in_a_batch_is_reported_and_the_others_still_shown(
 def test_batch_where_every_file_is_bad_fails_with_the_first_files_exit_code(
         tmp_path: Path, capsys: Capsys) -> None:
     code, out, err = run(capsys, tmp_path / "missing.bmodel", write(tmp_path, b""))
-    assert code == 8 and "none of the 2 files could be inspected" in err
+    assert code == 8 and "all 2 files failed" in err
 
 
 def test_wrong_key_in_a_batch_does_not_hide_the_other_files(capsys: Capsys, enc: Encrypted) -> None:
@@ -750,7 +765,7 @@ def test_docs_describe_every_json_field(tmp_path: Path, capsys: Capsys, enc: Enc
     docs = (ROOT / "docs" / "inspect.md").read_text()
     bad = write(tmp_path, b"nope")
     keys: set[str] = set()
-    _json_keys(run_json(capsys, "-k", enc.key_file, QWEN, enc.qwen), keys)
+    _json_keys(run_doc(capsys, "-k", enc.key_file, QWEN, enc.qwen), keys)
     _json_keys(run_json(capsys, _foreign(tmp_path, 80)), keys)
     _json_keys(json.loads(run(capsys, "--json", MLP, bad)[1]), keys)
     _json_keys(run_json(capsys, enc.mlp_passphrase), keys)

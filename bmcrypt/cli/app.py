@@ -12,13 +12,23 @@ from typing import Annotated
 
 import typer
 
-from bmcrypt.cli import cmd_backup, cmd_chat, cmd_inspect, cmd_keys, cmd_protect, cmd_run
+from bmcrypt.cli import (
+    cmd_backup,
+    cmd_chat,
+    cmd_doctor,
+    cmd_inspect,
+    cmd_keys,
+    cmd_protect,
+    cmd_run,
+)
 
 app = typer.Typer(
     name="bmcrypt",
     help="Authenticated encryption for Sophgo .bmodel files.",
     no_args_is_help=True,
-    add_completion=False,
+    # Typer's own --install-completion / --show-completion (bash, zsh, fish, PowerShell).
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     # Keys must never reach a traceback: no locals, and no pretty traceback at all for our errors.
     pretty_exceptions_show_locals=False,
 )
@@ -26,16 +36,25 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        import bmcrypt
-
-        typer.echo(f"bmcrypt {bmcrypt.__version__}")
+        typer.echo(version_line())
         raise typer.Exit()
+
+
+def version_line() -> str:
+    """`bmcrypt 0.1.0 (file format 1, Crypto++ 8.7.0)`: cheap, the native core and one small
+    module of constants only (no numpy, no bmodel code)."""
+    import bmcrypt
+    from bmcrypt import _native
+    from bmcrypt.crypto.envelope_header import VERSION
+
+    return (f"bmcrypt {bmcrypt.__version__} (file format {VERSION}, "
+            f"Crypto++ {_native.cryptopp_version()})")
 
 
 @app.callback()
 def _root(
     version: Annotated[bool, typer.Option(
-        "--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        "--version", "-V", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     """Authenticated encryption for Sophgo .bmodel files."""
@@ -54,3 +73,4 @@ app.command("inspect", help=cmd_inspect.HELP, short_help=cmd_inspect.SHORT_HELP)
 app.command()(cmd_run.run)
 app.command("plugin-path")(cmd_run.plugin_path_cmd)
 app.command("chat")(cmd_chat.chat_cmd)
+app.command()(cmd_doctor.doctor)

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
-from bmcrypt.cli import options
+from bmcrypt.cli import jsondoc, options
+from bmcrypt.cli import mode as mode_
 from bmcrypt.cli import output as output_
 
 if TYPE_CHECKING:  # the chat pipeline (numpy, tokenizers) loads only when `chat` runs
@@ -34,7 +35,7 @@ def chat_cmd(
         "--tokenizer", "-t", metavar="DIR",
         help="The model's tokenizer folder (tokenizer.json, tokenizer_config.json, chat "
              "template).")],
-    key: options.KeyFile = None,
+    key: options.KeyRing = None,
     passphrase: options.UsePassphrase = False,
     prompt: Annotated[list[str] | None, typer.Option(
         "--prompt", metavar="TEXT",
@@ -75,7 +76,11 @@ def chat_cmd(
         "--model", metavar="NAME", help="Which loaded model answers (its file name without "
                                         ".bmodel; default: the first given).")] = None,
     json_: Annotated[bool, typer.Option(
-        "--json", help="Print {prompt_ids, tokens, text, stats}.")] = False,
+        "--json", callback=options.set_json_mode,
+        help="Print each answer as one JSON document: {schema, command, ok, prompt_ids, tokens, "
+             "text, stats}.")] = False,
+    quiet: options.Quiet = False,
+    verbose: options.Verbose = False,
     resident: Annotated[str, typer.Option(
         "--resident", metavar="all|active",
         help="Keep every model loaded, or only the answering one: a switch (--model, /model) "
@@ -183,11 +188,12 @@ class _Terminal:
 
     def answer(self, answer: Answer, indent: int | None = None) -> None:
         if self.json:
-            obj = answer.to_json()
+            obj = {"schema": jsondoc.SCHEMA, "command": "chat", "ok": True, **answer.to_json()}
             obj["stats"]["device_memory"] = {**self.session.host.memory_json(),
                                              "engines": self.session.engine_bytes()}
             sys.stdout.write(json.dumps(obj, indent=indent) + "\n")
             sys.stdout.flush()
+            mode_.current.document_printed = True
         else:
             self.stream_text("\n")
         output_.note(_stats_line(answer))
@@ -197,6 +203,11 @@ class _Terminal:
 
     def error(self, exc: ChatError) -> None:
         output_.error(exc)
+        if self.json:  # the turn failed, the chat goes on: one document per turn
+            doc = {"schema": jsondoc.SCHEMA, "command": "chat", "ok": False,
+                   "error": jsondoc.error_json(exc)}
+            sys.stdout.write(json.dumps(doc) + "\n")
+            sys.stdout.flush()
 
 
 def _stats_line(answer: Answer) -> str:

@@ -1,46 +1,77 @@
-"""`bmcrypt encrypt | decrypt | verify | rekey`: the commands that seal and open models."""
+"""`bmcrypt encrypt | decrypt | verify | rekey`: the commands that seal and open models.
+
+Each takes one or more models (a directory with -r); batch.py runs them file by file.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bmcrypt.cli import output
+from bmcrypt.cli import batch, output
 from bmcrypt.cli.options import (
     BackupPath,
+    Jobs,
     JsonOut,
-    KeyFile,
-    Output,
+    KeyRing,
+    Quiet,
+    Recursive,
     UsePassphrase,
+    Verbose,
+    keyring,
     new_secret,
     secret,
 )
 
-Model = Annotated[Path, typer.Argument(help="A bmcrypt-encrypted .bmodel.")]
+if TYPE_CHECKING:
+    from bmcrypt.workflow import DecryptOutcome, EncryptOutcome
+
+Models = Annotated[list[Path], typer.Argument(
+    metavar="MODEL...", help="bmcrypt-encrypted .bmodel files (directories with -r).")]
 
 
 def encrypt(
-    model: Annotated[Path, typer.Argument(help="The plain .bmodel to protect.")],
-    key: KeyFile = None,
+    models: Annotated[list[Path], typer.Argument(
+        metavar="MODEL...", help="Plain .bmodel files to protect (directories with -r).")],
+    key: Annotated[list[Path] | None, typer.Option(
+        "--key", "-k", metavar="KEYFILE",
+        help="Key file, once: a file has one key (default: $BMCRYPT_KEY_FILE).")] = None,
     passphrase: UsePassphrase = False,
     nets: Annotated[str | None, typer.Option(
         "--nets", metavar="N1,N2", help="Encrypt only these nets' weights (default: all).")] = None,
-    out: Output = None,
+    out: Annotated[Path | None, typer.Option(
+        "--output", "-o", metavar="OUT",
+        help="Write a new file; MODEL stays as it is (one MODEL only).")] = None,
     no_backup: Annotated[bool, typer.Option(
         "--no-backup", help="In place without MODEL.bak.")] = False,
     backup: BackupPath = None,
+    recursive: Recursive = False,
+    jobs: Jobs = 1,
+    json_: JsonOut = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
-    """Encrypt a model's weights, FlatBuffer and header — in place, after a verified backup."""
+    """Encrypt models' weights, FlatBuffer and header — in place, after a verified backup."""
     from bmcrypt.workflow import encrypt_model
 
+    paths = batch.expand(models, recursive)
+    if out is not None:
+        batch.one_at_most(paths, "--output")
+        _no_stdout(out)
+    _one_backup_file(paths, backup)
     key_ = secret(key, passphrase, confirm=True)
     selected = {n.strip() for n in nets.split(",") if n.strip()} if nets else None
-    with output.progress_bars() as bars:
-        done = encrypt_model(model, key_, nets=selected, output=out, backup=not no_backup,
-                             backup_path=backup, progress=bars)
+    outcomes = batch.run(paths, lambda p, bars: encrypt_model(
+        p, key_, nets=selected, output=out, backup=not no_backup, backup_path=backup,
+        progress=bars), jobs=jobs, show=_encrypted)
+    batch.conclude(outcomes, _encrypted_json, verb="encrypted")
+
+
+def _encrypted(_path: Path, done: EncryptOutcome) -> None:
     if done.backup is not None:
         verb = "made" if done.backup.created else "kept existing"
         output.note(f"{verb} backup {done.backup.path} (sha256 {done.backup.sha256[:16]}…)")
@@ -50,41 +81,114 @@ def encrypt(
                 f"key {r.key_id}")
 
 
+def _encrypted_json(done: EncryptOutcome) -> dict[str, Any]:
+    return {"target": str(done.target), **dataclasses.asdict(done.report),
+            "backup": _backup_json(done.backup)}
+
+
+def _backup_json(made: Any) -> dict[str, Any] | None:
+    if made is None:
+        return None
+    return {"path": str(made.path), "sha256": made.sha256, "created": made.created}
+
+
+def _no_stdout(out: Path) -> None:
+    """`encrypt -o -`: a sealed file is written out of order, so it cannot go to a pipe (and a
+    file named `-` is never what was meant)."""
+    if str(out) == "-":
+        from bmcrypt.errors import UsageError
+
+        raise UsageError("encrypt cannot write to stdout (-o -)",
+                         hint="pass -o FILE, or leave out -o to encrypt in place")
+
+
+def _one_backup_file(paths: list[Path], backup: Path | None) -> None:
+    """Several models need a backup *directory* (or the default MODEL.bak beside each)."""
+    if backup is not None and len(paths) > 1 and not backup.is_dir():
+        from bmcrypt.errors import UsageError
+
+        raise UsageError(f"--backup {backup} is not a directory, and {len(paths)} models "
+                         "need a backup each", hint="pass an existing directory to --backup")
+
+
 def decrypt(
-    model: Model,
-    key: KeyFile = None,
+    models: Models,
+    key: KeyRing = None,
     passphrase: UsePassphrase = False,
     out: Annotated[Path | None, typer.Option(
         "--output", "-o", metavar="OUT",
-        help="Write a new plain file; MODEL stays as it is.")] = None,
+        help="Write a new plain file; MODEL stays as it is (one MODEL only; - for stdout, "
+             "never a terminal).")] = None,
     backup: Annotated[Path | None, typer.Option(
         "--backup", metavar="PATH", help="Keep a copy of the encrypted file there first.")] = None,
+    recursive: Recursive = False,
+    jobs: Jobs = 1,
+    json_: JsonOut = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
-    """Turn an encrypted model back into a plain one (only after every byte authenticated)."""
+    """Turn encrypted models back into plain ones (only after every byte authenticated)."""
     from bmcrypt.workflow import decrypt_model
 
-    key_ = secret(key, passphrase)
-    with output.progress_bars() as bars:
-        done = decrypt_model(model, key_, output=out, backup_path=backup, progress=bars)
+    paths = batch.expand(models, recursive)
+    if out is not None:
+        batch.one_at_most(paths, "--output")
+    _one_backup_file(paths, backup)
+    if out is not None and str(out) == "-":
+        _decrypt_to_stdout(paths[0], key, passphrase, json_)
+        return
+    ring = keyring(key, passphrase)
+    outcomes = batch.run(paths, lambda p, bars: decrypt_model(
+        p, ring, output=out, backup_path=backup, progress=bars), jobs=jobs, show=_decrypted)
+    batch.conclude(outcomes, _decrypted_json, verb="decrypted")
+
+
+def _decrypted(_path: Path, done: DecryptOutcome) -> None:
     regions = output.plural(done.report.weight_regions, "weight region")
     output.note(f"decrypted {done.target}: {regions} verified")
 
 
+def _decrypted_json(done: DecryptOutcome) -> dict[str, Any]:
+    return {"target": str(done.target), **dataclasses.asdict(done.report)}
+
+
+def _decrypt_to_stdout(model: Path, key: list[Path] | None, passphrase: bool,
+                       json_: bool) -> None:
+    """`-o -`: the plain model on stdout, which must be neither a terminal nor the JSON."""
+    from bmcrypt.errors import UsageError
+    from bmcrypt.workflow import decrypt_to_stream
+
+    if json_:
+        raise UsageError("--json and -o - both want stdout", hint="pass only one of them")
+    if sys.stdout.isatty():
+        raise UsageError("refusing to write a plain model to a terminal",
+                         hint="redirect stdout (`> plain.bmodel`, `| cmd`) or pass -o FILE")
+    ring = keyring(key, passphrase)
+    done = decrypt_to_stream(model, ring, sys.stdout.buffer)
+    output.note(f"decrypted {model} to stdout: {done.size} bytes, key {done.key_id}")
+
+
 def verify(
-    model: Model,
-    key: KeyFile = None,
+    models: Models,
+    key: KeyRing = None,
     passphrase: UsePassphrase = False,
+    recursive: Recursive = False,
+    jobs: Jobs = 1,
     json_: JsonOut = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
-    """Authenticate every byte of an encrypted model; write nothing."""
+    """Authenticate every byte of encrypted models; write nothing."""
     from bmcrypt.workflow import verify_model
 
-    key_ = secret(key, passphrase)
-    with output.progress_bars() as bars:
-        report = verify_model(model, key_, progress=bars)
-    if json_:
-        output.print_json({"path": str(model), "ok": True, **dataclasses.asdict(report)})
-        return
+    paths = batch.expand(models, recursive)
+    ring = keyring(key, passphrase)
+    outcomes = batch.run(paths, lambda p, bars: verify_model(p, ring, progress=bars),
+                         jobs=jobs, show=_verified)
+    batch.conclude(outcomes, dataclasses.asdict, verb="verified")
+
+
+def _verified(model: Path, report: Any) -> None:
     regions = output.plural(report.weight_regions, "weight region")
     output.data(f"{model}: OK — header, FlatBuffer, {regions} ({report.weight_bytes} bytes) "
                 f"authenticated with key {report.key_id}")
@@ -96,23 +200,35 @@ def verify(
 
 
 def rekey(
-    model: Model,
-    key: Annotated[Path | None, typer.Option(
+    models: Models,
+    key: Annotated[list[Path] | None, typer.Option(
         "--key", "-k", metavar="OLD",
-        help="The current key file (default: $BMCRYPT_KEY_FILE).")] = None,
+        help="The current key file; repeat it for a key ring (default: $BMCRYPT_KEY_FILE).")
+    ] = None,
     passphrase: Annotated[bool, typer.Option(
         "--passphrase", "-p", help="The current key is a passphrase (prompted).")] = False,
     new_key: Annotated[Path | None, typer.Option(
         "--new-key", metavar="NEW", help="The new key file.")] = None,
     new_passphrase: Annotated[bool, typer.Option(
         "--new-passphrase", help="Switch to a passphrase (prompted twice).")] = False,
+    recursive: Recursive = False,
+    jobs: Jobs = 1,
+    json_: JsonOut = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
-    """Rewrap the file's data key for a new key; the weights are not re-encrypted."""
+    """Rewrap files' data keys for a new key; the weights are not re-encrypted."""
     from bmcrypt.workflow import rekey_model
 
-    old = secret(key, passphrase)
+    paths = batch.expand(models, recursive)
+    old = keyring(key, passphrase)
     new = new_secret(new_key, new_passphrase)
-    report = rekey_model(model, old, new)
+    outcomes = batch.run(paths, lambda p, _bars: rekey_model(p, old, new), jobs=jobs,
+                         show=_rekeyed)
+    batch.conclude(outcomes, dataclasses.asdict, verb="rekeyed")
+
+
+def _rekeyed(model: Path, report: Any) -> None:
     envelopes = output.plural(report.envelopes, "envelope")
     output.note(f"rekeyed {model}: {envelopes} now open with key "
                 f"{report.new_key_id} (no longer {report.old_key_id})")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bmcrypt.cli import options
+from bmcrypt.cli import jsondoc, mode, options
 from bmcrypt.cli import output as output_
 from bmcrypt.errors import InputFileError
 
@@ -24,10 +24,13 @@ def run(
         "--output", "-o", metavar="OUT.npz", help="Where to save the outputs (by output name).")],
     net: Annotated[str | None, typer.Option(
         "--net", help="Net to run (default: the only one).")] = None,
-    key: options.KeyFile = None,
+    key: options.KeyRing = None,
     passphrase: options.UsePassphrase = False,
     runtime: options.RuntimeDir = None,
     strategy: options.Strategy = "callback",
+    json_: options.JsonOut = False,
+    quiet: options.Quiet = False,
+    verbose: options.Verbose = False,
 ) -> None:
     """Run one net of a model on inputs from an .npz file, like the vendor's model_runner."""
     import numpy as np
@@ -48,6 +51,14 @@ def run(
                 else list(arrays.values()))
         results = rt.run(name, feed)
     np.savez(out, **{t.name: r for t, r in zip(info.outputs, results, strict=True)})
+    if mode.current.json:
+        jsondoc.emit(True, model=str(model), net=name, strategy=loaded.strategy,
+                     outputs=[{"name": t.name, "shape": list(r.shape), "dtype": str(r.dtype)}
+                              for t, r in zip(info.outputs, results, strict=True)],
+                     saved_to=str(out))
+        return
+    if mode.current.quiet:
+        return
     output_.note(f"ran net {name!r} ({loaded.strategy}): {output_.plural(len(results), 'output')} "
                  f"saved to {out}")
 
@@ -77,8 +88,15 @@ def _pick_net(nets: tuple[str, ...], wanted: str | None) -> str:
     return nets[0]
 
 
-def plugin_path_cmd() -> None:
+def plugin_path_cmd(
+    json_: options.JsonOut = False,
+    quiet: options.Quiet = False,
+    verbose: options.Verbose = False,
+) -> None:
     """Print the absolute path of libbmcrypt.so (for bmrt_load_bmodel_with_decrypt_lib, -lib)."""
     from bmcrypt.plugin import plugin_path
 
+    if mode.current.json:
+        jsondoc.emit(True, path=str(plugin_path()))
+        return
     output_.data(str(plugin_path()))

@@ -1,6 +1,6 @@
 """Options several commands share, declared once, and the one place a command gets its key.
 
-Commands annotate their parameters with these aliases (`key: KeyFile = None`), so `--key` reads
+Commands annotate their parameters with these aliases (`key: KeyRing = None`), so `--key` reads
 the same everywhere. Library modules load only when a command runs: start-up stays cheap.
 """
 
@@ -14,15 +14,62 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from bmcrypt.cli import mode
+
 if TYPE_CHECKING:
-    from bmcrypt.crypto import Secret
+    from bmcrypt.crypto import Keyring, Secret
     from bmcrypt.inspect import KeyChoice
 
-KeyFile = Annotated[Path | None, typer.Option(
-    "--key", "-k", metavar="KEYFILE", help="Key file (default: $BMCRYPT_KEY_FILE).")]
+# ---------------------------------------------------------------- how the run talks (mode.py)
+
+
+def _command_of(ctx: typer.Context) -> None:
+    mode.current.command = ctx.info_name
+
+
+def set_json_mode(ctx: typer.Context, value: bool) -> bool:
+    """The callback of every --json: the run prints one document (jsondoc.py)."""
+    _command_of(ctx)
+    mode.current.json = mode.current.json or value
+    return value
+
+
+def _quiet_mode(ctx: typer.Context, value: bool) -> bool:
+    _command_of(ctx)
+    mode.current.quiet = mode.current.quiet or value
+    return value
+
+
+def _verbose_mode(ctx: typer.Context, value: bool) -> bool:
+    _command_of(ctx)
+    mode.current.verbose = mode.current.verbose or value
+    return value
+
+
+JsonOut = Annotated[bool, typer.Option(
+    "--json", callback=set_json_mode,
+    help="Print one JSON document on stdout (schemas/json/).")]
+Quiet = Annotated[bool, typer.Option(
+    "--quiet", "-q", callback=_quiet_mode, help="Print only errors and the data asked for.")]
+Verbose = Annotated[bool, typer.Option(
+    "--verbose", "-v", callback=_verbose_mode,
+    help="Also say which keys were used and how long each file took.")]
+
+# ---------------------------------------------------------------- many models (batch.py)
+
+Recursive = Annotated[bool, typer.Option(
+    "--recursive", "-r", help="A directory stands for every *.bmodel under it.")]
+Jobs = Annotated[int, typer.Option(
+    "--jobs", "-j", min=1, metavar="N", help="Process N files at a time.")]
+
+# ---------------------------------------------------------------- keys and the rest
+
+KeyRing = Annotated[list[Path] | None, typer.Option(
+    "--key", "-k", metavar="KEYFILE",
+    help="Key file; repeat it for a key ring, each file then opens with the key of its key id "
+         "(default: $BMCRYPT_KEY_FILE).")]
 UsePassphrase = Annotated[bool, typer.Option(
     "--passphrase", "-p", help="Use a passphrase (prompted, or $BMCRYPT_PASSPHRASE).")]
-JsonOut = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 RuntimeDir = Annotated[Path | None, typer.Option(
     "--runtime", metavar="DIR",
     help="Vendor runtime directory with libbmrt.so and libbmlib.so (default: found).")]
@@ -38,14 +85,57 @@ Output = Annotated[Path | None, typer.Option(
 # ---------------------------------------------------------------- keys
 
 
-def secret(key: Path | None, passphrase: bool, *, confirm: bool = False) -> Secret:
-    """The key a command needs: --key, --passphrase, else the environment (keys.resolve_keys).
+def secret(keys: Sequence[Path] | Path | None, passphrase: bool, *,
+           confirm: bool = False) -> Secret:
+    """The one key a command writes with: --key, --passphrase, else the environment
+    (keys.resolve_keys). Several --key are a usage error: a file has one key block.
 
     `confirm`: a new passphrase is asked for twice (encrypting under a typo loses the file).
     """
+    from bmcrypt.errors import UsageError
     from bmcrypt.keys import resolve_keys
 
-    return resolve_keys(key, passphrase or None, prompt=_confirmed if confirm else _ask)
+    ring = _paths(keys)
+    if len(ring) > 1:
+        raise UsageError(f"this command writes with one key, {len(ring)} --key were given",
+                         hint="pass --key once")
+    found = resolve_keys(ring[0] if ring else None, passphrase or None,
+                         prompt=_confirmed if confirm else _ask)
+    _say_keys([found])
+    return found
+
+
+def keyring(keys: Sequence[Path] | Path | None, passphrase: bool) -> Keyring:
+    """The keys a command may open files with: every --key (a key ring: each file picks the
+    key of its key id), else --passphrase, else the environment."""
+    from bmcrypt.keys import load_key_file
+
+    ring = _paths(keys)
+    if len(ring) < 2:
+        return secret(ring, passphrase)
+    if passphrase:
+        from bmcrypt.errors import KeyProblem
+
+        raise KeyProblem("--key and --passphrase exclude each other", hint="pass only one")
+    loaded = [load_key_file(k) for k in ring]
+    _say_keys(loaded)
+    return loaded
+
+
+def _paths(keys: Sequence[Path] | Path | None) -> list[Path]:
+    if keys is None:
+        return []
+    return [keys] if isinstance(keys, Path) else list(keys)
+
+
+def _say_keys(found: Sequence[Secret]) -> None:
+    """-v: which keys are in use, by key id (never anything more)."""
+    if not mode.current.verbose or mode.current.quiet:
+        return
+    from bmcrypt.cli import output
+
+    ids = [getattr(k, "key_id_hex", None) or "a passphrase" for k in found]
+    output.note(f"keys: {', '.join(ids)}")
 
 
 def new_secret(key: Path | None, passphrase: bool) -> Secret:
@@ -61,7 +151,8 @@ def new_secret(key: Path | None, passphrase: bool) -> Secret:
     return resolve_keys(None, True, env={}, prompt=_confirmed)
 
 
-def secret_if_needed(paths: Sequence[Path], key: Path | None, passphrase: bool) -> Secret | None:
+def secret_if_needed(paths: Sequence[Path], key: Sequence[Path] | Path | None,
+                     passphrase: bool) -> Keyring | None:
     """The key for commands that also take plain models (run, chat).
 
     --key / --passphrase are always honoured (a bad key file is an error even for plain
@@ -71,8 +162,8 @@ def secret_if_needed(paths: Sequence[Path], key: Path | None, passphrase: bool) 
     from bmcrypt.keys import ENV_KEY_FILE, ENV_PASSPHRASE
     from bmcrypt.protect.container import FileState, file_state
 
-    if key is not None or passphrase:
-        return secret(key, passphrase)
+    if _paths(key) or passphrase:
+        return keyring(key, passphrase)
     if not any(p.is_file() and file_state(p) == FileState.BMCRYPT for p in paths):
         return None
     if not (os.environ.get(ENV_KEY_FILE) or os.environ.get(ENV_PASSPHRASE)):
@@ -80,7 +171,7 @@ def secret_if_needed(paths: Sequence[Path], key: Path | None, passphrase: bool) 
     return secret(None, False)
 
 
-def key_choice(key: Path | None, passphrase: bool) -> KeyChoice | None:
+def key_choice(keys: Sequence[Path] | Path | None, passphrase: bool) -> KeyChoice | None:
     """`inspect`'s key, never required: --key is loaded now (a bad key file is an error even
     for plain models), a passphrase is asked for only when a bmcrypt file needs it, and
     $BMCRYPT_KEY_FILE is a soft default."""
@@ -88,11 +179,12 @@ def key_choice(key: Path | None, passphrase: bool) -> KeyChoice | None:
     from bmcrypt.inspect import KeyChoice
     from bmcrypt.keys import ENV_KEY_FILE, load_key_file
 
-    if key is not None and passphrase:
+    ring = _paths(keys)
+    if ring and passphrase:
         raise KeyProblem("--key and --passphrase exclude each other", hint="pass only one")
-    if key is not None:
-        loaded = load_key_file(key)
-        return KeyChoice(lambda: loaded, explicit=True)
+    if ring:
+        loaded = [load_key_file(k) for k in ring]
+        return KeyChoice(lambda: loaded if len(loaded) > 1 else loaded[0], explicit=True)
     if passphrase:
         return KeyChoice(lambda: secret(None, True), explicit=True)
     env_key = os.environ.get(ENV_KEY_FILE)
@@ -117,7 +209,10 @@ def _confirmed(text: str) -> str:
 def choice(value: str, allowed: Sequence[str], flag: str) -> str:
     """`value` if it is one of `allowed`, else a usage error naming `flag`."""
     if value not in allowed:
-        raise typer.BadParameter(f"use one of {', '.join(allowed)}", param_hint=flag)
+        from bmcrypt.errors import UsageError
+
+        raise UsageError(f"{flag}: {value!r} is not one of {', '.join(allowed)}",
+                         hint=f"use one of {', '.join(allowed)}")
     return value
 
 

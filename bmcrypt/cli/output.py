@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 
+from bmcrypt.cli import mode
 from bmcrypt.errors import BmcryptError
 
 # Data goes to stdout, everything meant for a human reading along goes to stderr.
@@ -40,7 +41,9 @@ def plural(n: int, word: str) -> str:
 
 
 def note(message: str) -> None:
-    """A progress or status line for the human, never part of the data."""
+    """A progress or status line for the human, never part of the data (not with -q)."""
+    if mode.current.quiet:
+        return
     err.print(message, markup=False)
 
 
