@@ -4,16 +4,20 @@ Each class names what went wrong and carries the exit code the CLI uses for it, 
 can tell a wrong key from a tampered file without parsing text. Messages are lower-case, one line,
 and never contain key material; ``hint`` says what to do next.
 
-    exit 1  BmcryptError (anything else we raise on purpose)
+    exit 1  BmcryptError (anything else we raise on purpose), and every OS error we did not
+            foresee (disk full, I/O error, …): "bmcrypt: error: <the OS's reason> (<path>)"
     exit 2  usage error (Typer's own)
     exit 3  FormatError:   NotABmodel, Truncated, Corrupt, UnsupportedVersion
     exit 4  WrongKey
     exit 5  Tampered
     exit 6  StateError:    AlreadyEncrypted, NotEncrypted, ForeignEncrypted
     exit 7  KeyProblem:    KeyFileError, NoKey
-    exit 8  FileSafetyError: BackupConflict, Locked, InputFileError
+    exit 8  FileSafetyError: BackupConflict, Locked, InputFileError (NotRegularFile),
+                             SymlinkRefused
     exit 9  VendorRuntimeError
     exit 1  ChatError:     NotAnLlm, UnsupportedGeneration, PromptTooLong, TokenizerError
+    exit 129/130/143  interrupted by SIGHUP / SIGINT / SIGTERM (128 + the signal's number), after
+            the same cleanup a failure gets
 """
 
 from __future__ import annotations
@@ -127,6 +131,17 @@ class InputFileError(FileSafetyError):
     """A path that cannot be used: missing, a directory, unreadable."""
 
     default_hint = "check the path"
+
+
+class NotRegularFile(InputFileError):
+    """A FIFO, socket, device or directory where a file was wanted (refused without opening it,
+    so it never blocks)."""
+
+
+class SymlinkRefused(FileSafetyError):
+    """A symbolic link at a name bmcrypt derives (backup, manifest, lock, journal, temp file)."""
+
+    default_hint = "remove the link; bmcrypt never follows links at the names it derives"
 
 
 class BackupConflict(FileSafetyError):

@@ -23,13 +23,10 @@ import os
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 from typing import BinaryIO
 
-from bmcrypt.errors import InputFileError
-
 from .atomic import start_writeback
-from .paths import check_input_file
+from .opening import open_input_file
 
 CHUNK_SIZE = 1 << 20
 IN_FLIGHT = 4  # chunks between the reading and the writing (or hashing) thread
@@ -171,10 +168,5 @@ def sha256_file(path: str | os.PathLike[str], progress: Progress | None = None) 
     `progress(bytes_done)` is called after every chunk. Raises InputFileError if `path` is missing,
     a directory or unreadable.
     """
-    path = Path(path)
-    check_input_file(path)
-    try:
-        with open(path, "rb", buffering=0) as src:
-            return hash_stream(src, progress)[0]
-    except PermissionError:
-        raise InputFileError(f"cannot read {path}: permission denied") from None
+    with open_input_file(path) as src:
+        return hash_stream(src, progress)[0]
