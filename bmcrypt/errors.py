@@ -22,6 +22,9 @@ and never contain key material; ``hint`` says what to do next.
 
 from __future__ import annotations
 
+import os
+import stat
+
 
 class BmcryptError(Exception):
     """Base class: a message for the user, an optional hint, an exit code."""
@@ -136,6 +139,24 @@ class InputFileError(FileSafetyError):
 class NotRegularFile(InputFileError):
     """A FIFO, socket, device or directory where a file was wanted (refused without opening it,
     so it never blocks)."""
+
+    default_hint = "give the path of a regular file"
+
+    @classmethod
+    def of(cls, path: str | os.PathLike[str], mode: int) -> NotRegularFile:
+        """The one message for every such refusal: ``X is a FIFO, not a regular file``."""
+        kind = _KINDS.get(stat.S_IFMT(mode), "a special file")
+        return cls(f"{os.fspath(path)} is {kind}, not a regular file")
+
+
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFDIR: "a directory",
+    stat.S_IFLNK: "a symbolic link",
+}
 
 
 class SymlinkRefused(FileSafetyError):

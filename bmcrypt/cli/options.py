@@ -68,12 +68,15 @@ def secret_if_needed(paths: Sequence[Path], key: Path | None, passphrase: bool) 
     models). The environment is consulted only when a model is encrypted; with no key at all,
     None: the loader then names the file that needs one.
     """
+    from bmcrypt.files.opening import stat_input
     from bmcrypt.keys import ENV_KEY_FILE, ENV_PASSPHRASE
     from bmcrypt.protect.container import FileState, file_state
 
+    for p in paths:  # a missing model, a FIFO, a directory: said first, before anything waits
+        stat_input(p, "model")
     if key is not None or passphrase:
         return secret(key, passphrase)
-    if not any(p.is_file() and file_state(p) == FileState.BMCRYPT for p in paths):
+    if not any(file_state(p) == FileState.BMCRYPT for p in paths):
         return None
     if not (os.environ.get(ENV_KEY_FILE) or os.environ.get(ENV_PASSPHRASE)):
         return None

@@ -29,29 +29,14 @@ from pathlib import Path
 
 from bmcrypt.errors import InputFileError, NotRegularFile, SymlinkRefused
 
-_KINDS = {
-    stat.S_IFIFO: "a FIFO",
-    stat.S_IFSOCK: "a socket",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-    stat.S_IFDIR: "a directory",
-    stat.S_IFLNK: "a symbolic link",
-}
-
 #: The errors that mean "this directory cannot be written", whoever asks (root gets EROFS where
 #: another user gets EACCES): they all become the same InputFileError, exit 8.
 _READ_ONLY = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
-def kind(mode: int) -> str:
-    """What a file of this mode is, for messages: ``a FIFO``, ``a directory``, …"""
-    return _KINDS.get(stat.S_IFMT(mode), "a special file")
-
-
 def not_regular(path: str | os.PathLike[str], mode: int) -> NotRegularFile:
-    """The one refusal of a path that is not a regular file."""
-    return NotRegularFile(f"{os.fspath(path)} is {kind(mode)}, not a regular file",
-                          hint="give the path of a regular file")
+    """The one refusal of a path that is not a regular file (``X is a FIFO, not a …``)."""
+    return NotRegularFile.of(path, mode)
 
 
 def _reason(exc: OSError) -> str:
