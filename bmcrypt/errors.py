@@ -182,6 +182,25 @@ class VendorRuntimeError(BmcryptError):
                     "libbmlib.so")
 
 
+# ---------------------------------------------------------------- signals
+
+
+class Interrupted(BaseException):
+    """SIGINT, SIGTERM or SIGHUP arrived: the run unwinds like any failure (temp files deleted,
+    locks released, the model as it was) and exits 128 + the signal's number.
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` swallows it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        self.exit_code = 128 + signum
+        super().__init__(f"interrupted ({self.name})")
+
+
 # ---------------------------------------------------------------- the chat runtime
 
 

@@ -2,19 +2,61 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 
 import typer
 
 from bmcrypt.cli import output
 from bmcrypt.cli.app import app
-from bmcrypt.errors import BmcryptError
+from bmcrypt.errors import BmcryptError, Interrupted
+
+#: The signals that stop a run: each becomes `Interrupted`, so the run unwinds like a failure.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
+    # A second signal during the clean-up must not cut the clean-up short: the first one wins.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+@contextmanager
+def _signals_unwind() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP raise `Interrupted` for the ``with`` block (main thread only;
+    a signal whose disposition was "ignore" when we started, as under nohup, stays ignored)."""
+    old = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    try:
+        for sig, handler in old.items():
+            if handler is not signal.SIG_IGN:
+                signal.signal(sig, _raise_interrupted)
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI and return the process exit code (the console script exits with it)."""
+    """Run the CLI and return the process exit code (the console script exits with it).
+
+    Never 0 unless the command finished: an interrupt exits 128 + its signal's number (130 for
+    SIGINT, 143 for SIGTERM, 129 for SIGHUP) after the same clean-up a failure gets.
+    """
     try:
-        app(args=argv, prog_name="bmcrypt", standalone_mode=False)
+        with _signals_unwind():
+            return _run(argv)
+    except Interrupted as exc:
+        output.err.print(f"bmcrypt: {exc}", markup=False)
+        return exc.exit_code
+
+
+def _run(argv: list[str] | None) -> int:
+    try:
+        returned = app(args=argv, prog_name="bmcrypt", standalone_mode=False)
     except BmcryptError as exc:
         output.error(exc)
         return exc.exit_code
@@ -30,14 +72,17 @@ def main(argv: list[str] | None = None) -> int:
         else:
             output.err.print(f"bmcrypt: error: {exc.format_message()}", markup=False)
         return exc.exit_code
-    except OSError as exc:  # disk full, permission denied, …: the OS said no; say it in one line
-        where = f" ({exc.filename})" if exc.filename else ""
-        output.error(BmcryptError(f"{exc.strerror or exc}{where}".lower(),
-                                  hint="check the path, its permissions and free disk space"))
-        return 1
-    except KeyboardInterrupt:
-        output.err.print("bmcrypt: interrupted", markup=False)
+    except OSError as exc:  # disk full, I/O error, …: the OS said no; say it in one line
+        return output.os_error(exc)
+    except KeyboardInterrupt:  # raised by code that installs its own SIGINT handling
+        output.err.print("bmcrypt: interrupted (SIGINT)", markup=False)
         return 130
+    # Without standalone mode Typer *returns* the code of an Exit it caught (130 for an
+    # interrupt it turned into one): dropping it would report success for a run that failed.
+    if isinstance(returned, int) and returned:
+        if returned == 130:
+            output.err.print("bmcrypt: interrupted (SIGINT)", markup=False)
+        return returned
     return 0
 
 

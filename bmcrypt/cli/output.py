@@ -34,6 +34,14 @@ def error(exc: BmcryptError) -> None:
         err.print(f"bmcrypt: hint: {exc.hint}", markup=False)
 
 
+def os_error(exc: OSError) -> int:
+    """An OS error nobody foresaw (disk full, I/O error, …), in one line; returns exit code 1."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    error(BmcryptError(f"{(exc.strerror or str(exc)).lower()}{where}",
+                       hint="check the path, its permissions and free disk space"))
+    return 1
+
+
 def plural(n: int, word: str) -> str:
     """`1 net`, `2 nets`: counts in messages read like English."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
