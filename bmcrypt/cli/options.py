@@ -104,13 +104,29 @@ def key_choice(key: Path | None, passphrase: bool) -> KeyChoice | None:
     return None
 
 
+def _need_terminal() -> None:
+    """Refuse to prompt without a terminal: getpass would then warn that the passphrase "may be
+    echoed" and read it from stdin, which is the model data of a pipeline, or nothing."""
+    from bmcrypt.errors import NoKey
+    from bmcrypt.keys import ENV_PASSPHRASE
+
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        raise NoKey("--passphrase: there is no terminal to ask for it on",
+                    hint=f"set {ENV_PASSPHRASE}, or use --key KEYFILE") from None
+    os.close(fd)
+
+
 def _ask(text: str) -> str:
+    _need_terminal()
     return getpass.getpass(text)
 
 
 def _confirmed(text: str) -> str:
     from bmcrypt.errors import NoKey
 
+    _need_terminal()
     first = getpass.getpass(text)
     if getpass.getpass("again: ") != first:
         raise NoKey("the two passphrases differ")

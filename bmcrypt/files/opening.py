@@ -95,9 +95,13 @@ def open_input(path: str | os.PathLike[str], what: str = "file", *,
         return _open_checked(path, os.O_RDWR if writable else os.O_RDONLY, what)
     except (FileNotFoundError, NotADirectoryError) as exc:
         raise _missing(path, what, exc) from None
-    except PermissionError:
+    except OSError as exc:  # EACCES for a user, EROFS for root: the same refusal, exit 8
+        if not is_read_only(exc):
+            raise
         verb = "write" if writable else "read"
-        raise InputFileError(f"cannot {verb} {os.fspath(path)}: permission denied") from None
+        raise InputFileError(f"cannot {verb} {os.fspath(path)}: {_reason(exc)}",
+                             hint="check its permissions and that its filesystem is writable"
+                             if writable else "check its permissions") from None
 
 
 def open_input_file(path: str | os.PathLike[str], what: str = "file") -> io.FileIO:
