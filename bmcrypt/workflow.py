@@ -1,8 +1,9 @@
 """What each user-facing command does, end to end, as plain functions.
 
 Each one combines the format (`bmodel`), the crypto (`protect`) and file safety (`files`) in the
-order that never loses data: lock → finish a crashed run's journal → check the input's state →
-backup → write a temp file → commit by rename. The CLI only parses arguments and renders the
+order that never loses data: lock what is written → finish a crashed run's journal → check the
+input's state → write a temp file (which checks the input through and through) → backup → commit
+by rename. Commands that only read lock nothing. The CLI only parses arguments and renders the
 results; tests and other programs call these directly.
 """
 

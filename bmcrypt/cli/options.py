@@ -73,7 +73,7 @@ def secret_if_needed(paths: Sequence[Path], key: Path | None, passphrase: bool) 
     from bmcrypt.protect.container import FileState, file_state
 
     for p in paths:  # a missing model, a FIFO, a directory: said first, before anything waits
-        stat_input(p, "model")
+        stat_input(p)
     if key is not None or passphrase:
         return secret(key, passphrase)
     if not any(file_state(p) == FileState.BMCRYPT for p in paths):

@@ -63,7 +63,7 @@ def state_of(probe: HeaderProbe) -> FileState:
 
 def file_state(path: str | os.PathLike[str]) -> FileState:
     """The state of the file at `path` (InputFileError for a path that is not a regular file)."""
-    with open_input_file(path, "model") as f:  # never blocks on a FIFO or a device
+    with open_input_file(path) as f:  # never blocks on a FIFO or a device
         head = f.read(PROBE_LEN)
     return classify(head)
 

@@ -81,7 +81,7 @@ class Opened:
 
 def _map(path: str | os.PathLike[str]) -> tuple[Path, mmap.mmap]:
     p = Path(path)
-    with open_input_file(p, "model") as f:  # never blocks on a FIFO or a device
+    with open_input_file(p) as f:  # never blocks on a FIFO or a device
         size = os.fstat(f.fileno()).st_size
         if size == 0:
             raise NotABmodel(f"{p}: empty file is not a bmodel")
