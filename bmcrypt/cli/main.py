@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -29,6 +30,9 @@ def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
 def _signals_unwind() -> Iterator[None]:
     """SIGINT, SIGTERM and SIGHUP raise `Interrupted` for the ``with`` block (main thread only;
     a signal whose disposition was "ignore" when we started, as under nohup, stays ignored)."""
+    if threading.current_thread() is not threading.main_thread():  # only it may set handlers
+        yield
+        return
     old = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
     try:
         for sig, handler in old.items():
