@@ -27,7 +27,7 @@ from sections import Result, Section
 from timing import Command, Quiet, Sample, can_drop_caches
 
 ROOT = models.ROOT
-SECTIONS = ("files", "throughput", "load")
+SECTIONS = ("files", "throughput", "load", "share")
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -80,6 +80,8 @@ def measure(args: argparse.Namespace) -> tuple[list[Section], dict[str, str]]:
     if "load" in only:
         _log(f"bench: loading the 256MiB model, {args.runs} runs")
         done.append(sections.loads(tools, models.SPECS["256MiB"], args.runs, cold, _log, quiet))
+    if "share" in only:
+        done.append(sections.share_cache(tools, args.runs, _log))
     return done, machine
 
 

@@ -316,3 +316,43 @@ def loads(t: Tools, spec: ModelSpec, runs: int, cold: bool, log: Log,
                plain.median(), "s", 1.15, load=load, note=whole),
     ]
     return section
+
+
+def share_cache(t: Tools, runs: int, log: Log) -> Section:
+    """Sequence sharing (issue: the share-cache workflow), measured inside one process each:
+    a question's first-token latency against a prefix shared once vs prefix+question prefilled
+    whole, on the same share-cache build; device memory of two builds with equal weights
+    loaded together vs each alone."""
+    case = json.loads((BENCH.parent / "tests" / "fixtures" / "share_cache.json").read_text())
+    builds = [BENCH.parent / "tests" / "fixtures" / name for name in case["share_models"]]
+    child = [t.python, str(BENCH / "share_child.py")]
+
+    def run(*args: str) -> dict[str, float]:
+        out = subprocess.run(child + list(args), capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    encrypted = t.work / "share-encrypted.bmodel"
+    encrypted.unlink(missing_ok=True)
+    _check([t.bmcrypt, "encrypt", "-k", str(t.key1), "-o", str(encrypted), str(builds[0])])
+    before = loadavg()
+    log(f"bench: share cache latency, {runs} rounds of {len(case['questions'])} questions")
+    plain = run("latency", str(builds[0]), str(runs))
+    sealed = run("latency", str(encrypted), str(runs), str(t.key1))
+    together = run("memory", *map(str, builds))
+    alone = [run("memory", str(b))["loaded_bytes"] for b in builds]
+    load = (before, loadavg())
+    encrypted.unlink(missing_ok=True)
+    sim = "simulator: each net launch costs 50-400 ms whatever its size; see docs/chat.md"
+    section = Section("Sequence sharing (share-cache builds, simulator)", runs=runs)
+    section.results += [
+        Result(7, "first token of a question, prefix shared once (plain)", "shared prefix",
+               "prefix+question prefilled whole", plain["shared"], plain["whole"], "s", None,
+               load=load, note=sim),
+        Result(7, "the same, encrypted (callback strategy)", "shared prefix",
+               "prefix+question prefilled whole", sealed["shared"], sealed["whole"], "s", None,
+               load=load, note=sim),
+        Result(7, "device memory, two builds with equal weights", "loaded together (weights "
+               "once)", "each loaded alone, summed", together["loaded_bytes"] / MiB,
+               sum(alone) / MiB, "MiB", None, load=load),
+    ]
+    return section

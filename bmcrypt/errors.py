@@ -4,19 +4,26 @@ Each class names what went wrong and carries the exit code the CLI uses for it, 
 can tell a wrong key from a tampered file without parsing text. Messages are lower-case, one line,
 and never contain key material; ``hint`` says what to do next.
 
-    exit 1  BmcryptError (anything else we raise on purpose)
+    exit 1  BmcryptError (anything else we raise on purpose), and every OS error we did not
+            foresee (disk full, I/O error, …): "bmcrypt: error: <the OS's reason> (<path>)"
     exit 2  UsageError:    UnknownNet (and Typer's own usage errors)
     exit 3  FormatError:   NotABmodel, Truncated, Corrupt, UnsupportedVersion
     exit 4  WrongKey
     exit 5  Tampered
     exit 6  StateError:    AlreadyEncrypted, NotEncrypted, ForeignEncrypted
     exit 7  KeyProblem:    KeyFileError, NoKey
-    exit 8  FileSafetyError: BackupConflict, Locked, InputFileError
+    exit 8  FileSafetyError: BackupConflict, Locked, InputFileError (NotRegularFile),
+                             SymlinkRefused
     exit 9  VendorRuntimeError
     exit 1  ChatError:     NotAnLlm, UnsupportedGeneration, PromptTooLong, TokenizerError
+    exit 129/130/143  interrupted by SIGHUP / SIGINT / SIGTERM (128 + the signal's number), after
+            the same cleanup a failure gets
 """
 
 from __future__ import annotations
+
+import os
+import stat
 
 
 class BmcryptError(Exception):
@@ -140,6 +147,35 @@ class InputFileError(FileSafetyError):
     default_hint = "check the path"
 
 
+class NotRegularFile(InputFileError):
+    """A FIFO, socket, device or directory where a file was wanted (refused without opening it,
+    so it never blocks)."""
+
+    default_hint = "give the path of a regular file"
+
+    @classmethod
+    def of(cls, path: str | os.PathLike[str], mode: int) -> NotRegularFile:
+        """The one message for every such refusal: ``X is a FIFO, not a regular file``."""
+        kind = _KINDS.get(stat.S_IFMT(mode), "a special file")
+        return cls(f"{os.fspath(path)} is {kind}, not a regular file")
+
+
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFDIR: "a directory",
+    stat.S_IFLNK: "a symbolic link",
+}
+
+
+class SymlinkRefused(FileSafetyError):
+    """A symbolic link at a name bmcrypt derives (backup, manifest, lock, journal, temp file)."""
+
+    default_hint = "remove the link; bmcrypt never follows links at the names it derives"
+
+
 class BackupConflict(FileSafetyError):
     default_hint = "move the existing backup away, or pass --backup PATH"
 
@@ -155,6 +191,25 @@ class VendorRuntimeError(BmcryptError):
     exit_code = 9
     default_hint = ("run scripts/fetch-runtime.sh, or pass --runtime DIR with libbmrt.so and "
                     "libbmlib.so")
+
+
+# ---------------------------------------------------------------- signals
+
+
+class Interrupted(BaseException):
+    """SIGINT, SIGTERM or SIGHUP arrived: the run unwinds like any failure (temp files deleted,
+    locks released, the model as it was) and exits 128 + the signal's number.
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception`` swallows it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        self.exit_code = 128 + signum
+        super().__init__(f"interrupted ({self.name})")
 
 
 # ---------------------------------------------------------------- the chat runtime

@@ -1,8 +1,9 @@
 """What each user-facing command does, end to end, as plain functions.
 
 Each one combines the format (`bmodel`), the crypto (`protect`) and file safety (`files`) in the
-order that never loses data: lock → finish a crashed run's journal → check the input's state →
-backup → write a temp file → commit by rename. The CLI only parses arguments and renders the
+order that never loses data: lock what is written → finish a crashed run's journal → check the
+input's state → write a temp file (which checks the input through and through) → backup → commit
+by rename. Commands that only read lock nothing. The CLI only parses arguments and renders the
 results; tests and other programs call these directly.
 """
 
@@ -48,6 +49,7 @@ class EncryptOutcome:
     target: Path
     report: SealReport
     backup: BackupResult | None
+    other_links: int = 0  # in place: the model's other hard links, which keep the plaintext
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,21 @@ def _no_progress(_what: str, _total: int) -> None:
 
 
 def _settle(model: Path, out: Path | None = None) -> None:
-    """Under the lock: finish or drop what a killed run left (journal, temp files)."""
+    """Under the lock of what is written: finish what a killed rekey left in the model (a
+    journal, which takes the model's lock itself and only if there is one) and drop the temp
+    files killed runs left where we are about to write. Nothing is written next to a model that
+    is only read, so `-o` works from read-only media."""
     recover_journal(model)
-    cleanup_stale_temps(model)
-    if out is not None:
-        cleanup_stale_temps(out)
+    cleanup_stale_temps(out if out is not None else model)
+
+
+def _written(model: Path, out: Path | None) -> Path:
+    """The file a command writes, whose lock it takes: the model in place, else `out`.
+
+    Readers lock nothing: in-place writers replace the model by rename (an open reader keeps the
+    old file) or patch it through a journal (`rekey`, which only changes key blocks, so a reader
+    racing it fails authentication rather than reading a wrong byte)."""
+    return model if out is None else out
 
 
 def _refuse_encrypted(path: Path) -> None:
@@ -90,7 +102,7 @@ def _output_path(model: Path, output: str | os.PathLike[str] | None) -> Path | N
     out = Path(output)
     if out.exists() and out.resolve() == model.resolve():
         return None
-    if out.exists():
+    if os.path.lexists(out):  # a dangling link too: it would be written through
         raise InputFileError(f"{out} already exists; bmcrypt does not overwrite it",
                              hint="remove it or choose another output name")
     return out
@@ -100,24 +112,43 @@ def encrypt_model(model: str | os.PathLike[str], secret: Secret, *,
                   nets: set[str] | None = None, output: str | os.PathLike[str] | None = None,
                   backup: bool = True, backup_path: str | os.PathLike[str] | None = None,
                   progress: ProgressFactory = _no_progress) -> EncryptOutcome:
-    """Encrypt `model` in place after a verified backup, or into a new file `output`."""
+    """Encrypt `model` in place after a verified backup, or into a new file `output`.
+
+    Check before copying: the encrypted file is written (to a temp file) first, which checks
+    the layout and every weight against its check code; only a model that passed is backed up,
+    and only then does the encrypted file take the model's place. A broken model thus fails
+    before a byte of backup is written. In place, `other_links` counts the model's other hard
+    links: they keep the plaintext.
+    """
     model = Path(model)
     out = _output_path(model, output)
-    with file_lock(model):
+    with file_lock(_written(model, out)):
         _settle(model, out)
         _refuse_encrypted(model)
         if nets is not None:
             _check_net_names(model, nets)
         made = None
-        if out is None and backup:
-            size = model.stat().st_size
-            made = make_backup(model, backup_path, progress("backup", 2 * size))
         target = out or model
-        with open_mapped(model) as src, atomic_write(target, mode_from=model) as f:
+        before = os.stat(model)
+        with open_mapped(model) as src, \
+                atomic_write(target, mode_from=model, through_link=out is None) as f:
             total = src.raw.file_size - src.raw.header.binary_offset
             report = seal_bmodel(src, f, new_file(secret), nets=nets,
                                  progress=progress("encrypt", total))
-    return EncryptOutcome(target, report, made)
+            if out is None and backup:
+                made = make_backup(model, backup_path, progress("backup", 2 * before.st_size))
+            _unchanged(model, before)
+    links = before.st_nlink - 1 if out is None else 0
+    return EncryptOutcome(target, report, made, links)
+
+
+def _unchanged(model: Path, before: os.stat_result) -> None:
+    """The model is still the file that was encrypted (nothing wrote it meanwhile)."""
+    now = os.stat(model)
+    if (now.st_ino, now.st_size, now.st_mtime_ns) != (before.st_ino, before.st_size,
+                                                      before.st_mtime_ns):
+        raise InputFileError(f"{model} changed while it was being encrypted; it was left as it is",
+                             hint="make sure nothing else writes to it, then try again")
 
 
 def _check_net_names(model: Path, nets: set[str]) -> None:
@@ -142,13 +173,13 @@ def decrypt_model(model: str | os.PathLike[str], keyring: Keyring, *,
     """
     model = Path(model)
     out = _output_path(model, output)
-    with file_lock(model):
+    with file_lock(_written(model, out)):
         _settle(model, out)
         if out is None and backup_path is not None:
             make_backup(model, backup_path, progress("backup", 2 * model.stat().st_size))
         target = out or model
         with open_encrypted(model, keyring) as opened, \
-                atomic_write(target, mode_from=model) as f:
+                atomic_write(target, mode_from=model, through_link=out is None) as f:
             report = unseal_file(opened, f, progress("decrypt", opened.binary_size))
     return DecryptOutcome(target, report)
 
@@ -175,14 +206,14 @@ def decrypt_to_stream(model: str | os.PathLike[str], keyring: Keyring,
 
 def verify_model(model: str | os.PathLike[str], keyring: Keyring, *,
                  progress: ProgressFactory = _no_progress) -> VerifyReport:
-    """Authenticate every byte of an encrypted model; write nothing."""
+    """Authenticate every byte of an encrypted model; write nothing, lock nothing (so it works on
+    read-only media). Only a journal left by a killed `rekey` is finished first."""
     model = Path(model)
-    with file_lock(model):
-        recover_journal(model)
-        if file_state(model) == FileState.PLAIN:
-            raise NotEncrypted(f"{model} is a plain bmodel, there is nothing to verify")
-        with open_encrypted(model, keyring) as opened:
-            return unseal_file(opened, None, progress("verify", opened.binary_size))
+    recover_journal(model)
+    if file_state(model) == FileState.PLAIN:
+        raise NotEncrypted(f"{model} is a plain bmodel, there is nothing to verify")
+    with open_encrypted(model, keyring) as opened:
+        return unseal_file(opened, None, progress("verify", opened.binary_size))
 
 
 def rekey_model(model: str | os.PathLike[str], old: Keyring, new: Secret) -> RekeyReport:

@@ -41,6 +41,7 @@ from bmcrypt.errors import (
     Corrupt,
     InputFileError,
     NotABmodel,
+    NotRegularFile,
     Truncated,
 )
 
@@ -73,18 +74,19 @@ class RawBmodel:
 
 
 def _check_regular(p: Path, mode: int) -> None:
-    if stat.S_ISDIR(mode):
-        raise InputFileError(f"{p} is a directory, not a bmodel file")
     if not stat.S_ISREG(mode):
-        raise InputFileError(f"{p} is not a regular file")
+        raise NotRegularFile.of(p, mode)
 
 
 def _open(path: str | os.PathLike[str]) -> tuple[Path, BinaryIO, int]:
+    # The same steps as bmcrypt.files.opening.open_input (the format room knows no files room):
+    # stat before open, as opening a FIFO or a device could block or have side effects; open
+    # non-blocking, in case the name changed since; then check what was opened.
     p = Path(path)
     try:
-        # stat before open: opening a FIFO or a device could block or have side effects.
         _check_regular(p, p.stat().st_mode)
-        f = open(p, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        f = open(fd, "rb")  # noqa: SIM115 - returned to the caller, who closes it
     except FileNotFoundError:
         raise InputFileError(f"{p}: no such file") from None
     except OSError as e:

@@ -75,6 +75,9 @@ def _encrypted(_path: Path, done: EncryptOutcome) -> None:
     if done.backup is not None:
         verb = "made" if done.backup.created else "kept existing"
         output.note(f"{verb} backup {done.backup.path} (sha256 {done.backup.sha256[:16]}…)")
+    if done.other_links:
+        output.warning(f"{done.target} has {output.plural(done.other_links, 'other hard link')}; "
+                       f"the other names still hold the plaintext (see docs/backups.md)")
     r = done.report
     output.note(f"encrypted {done.target}: {output.plural(r.sealed_regions, 'weight region')} "
                 f"({r.sealed_bytes} bytes) of {output.plural(len(r.sealed_nets), 'net')}, "

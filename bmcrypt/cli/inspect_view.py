@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.text import Text
 
-from bmcrypt.cli.output import out
+from bmcrypt.cli.output import out, safe
 from bmcrypt.inspect import report
 
 _STATE_STYLE = {"plain": "green", "bmcrypt": "cyan", "foreign": "yellow"}
@@ -38,11 +38,12 @@ def render(results: Sequence[report.FileReport | report.FileFailure],
 
 
 def _line(text: str = "", style: str = "") -> None:
-    out.print(Text(text, style=style))
+    out.print(Text(safe(text), style=style))
 
 
 def _styled(*parts: tuple[str, str]) -> None:
-    out.print(Text.assemble(*parts))
+    """Names from a file (nets, tensors) can hold terminal escapes: every part is escaped."""
+    out.print(Text.assemble(*((safe(t), style) for t, style in parts)))
 
 
 def _columns(rows: Sequence[Sequence[str]], indent: int, right: Sequence[int] = ()) -> list[str]:
@@ -78,7 +79,7 @@ def _file(r: report.FileReport) -> None:
                                 f"runtime {d.runtime})"],
                  ["host mem", f"{h.total} bytes (weight {h.weight}, runtime {h.runtime})"]]
     lines = _columns(rows, 2)
-    first = Text(lines[0])
+    first = Text(safe(lines[0]))
     first.highlight_words([_state_text(r)], _STATE_STYLE[state])
     out.print(first)
     for line in lines[1:]:

@@ -2,20 +2,66 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 
 import typer
 
 from bmcrypt.cli import failure, mode, output
 from bmcrypt.cli.app import app
-from bmcrypt.errors import BmcryptError
+from bmcrypt.errors import BmcryptError, Interrupted
+
+#: The signals that stop a run: each becomes `Interrupted`, so the run unwinds like a failure.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
+    # A second signal during the clean-up must not cut the clean-up short: the first one wins.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+@contextmanager
+def _signals_unwind() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP raise `Interrupted` for the ``with`` block (main thread only;
+    a signal whose disposition was "ignore" when we started, as under nohup, stays ignored)."""
+    if threading.current_thread() is not threading.main_thread():  # only it may set handlers
+        yield
+        return
+    old = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    try:
+        for sig, handler in old.items():
+            if handler is not signal.SIG_IGN:
+                signal.signal(sig, _raise_interrupted)
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI and return the process exit code (the console script exits with it)."""
+    """Run the CLI and return the process exit code (the console script exits with it).
+
+    Never 0 unless the command finished: an interrupt exits 128 + its signal's number (130 for
+    SIGINT, 143 for SIGTERM, 129 for SIGHUP) after the same clean-up a failure gets.
+    """
     mode.reset()
     try:
-        app(args=argv, prog_name="bmcrypt", standalone_mode=False)
+        with _signals_unwind():
+            return _run(argv)
+    except Interrupted as exc:
+        output.err.print(f"bmcrypt: {exc}", markup=False)
+        return exc.exit_code
+
+
+def _run(argv: list[str] | None) -> int:
+    try:
+        returned = app(args=argv, prog_name="bmcrypt", standalone_mode=False)
     except BmcryptError as exc:
         return failure.bmcrypt_error(exc, argv)
     except typer.Abort:
@@ -25,14 +71,17 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except typer.TyperException as exc:  # usage errors: the house format, exit 2
         return failure.usage_error(exc, argv)
-    except OSError as exc:  # disk full, permission denied, …: the OS said no; say it in one line
-        where = f" ({exc.filename})" if exc.filename else ""
-        return failure.bmcrypt_error(BmcryptError(
-            f"{exc.strerror or exc}{where}".lower(),
-            hint="check the path, its permissions and free disk space"), argv)
-    except KeyboardInterrupt:
-        output.err.print("bmcrypt: interrupted", markup=False)
+    except OSError as exc:  # disk full, I/O error, …: the OS said no; say it in one line
+        return failure.bmcrypt_error(output.os_error_of(exc), argv)
+    except KeyboardInterrupt:  # raised by code that installs its own SIGINT handling
+        output.err.print("bmcrypt: interrupted (SIGINT)", markup=False)
         return 130
+    # Without standalone mode Typer *returns* the code of an Exit it caught (130 for an
+    # interrupt it turned into one): dropping it would report success for a run that failed.
+    if isinstance(returned, int) and returned:
+        if returned == 130:
+            output.err.print("bmcrypt: interrupted (SIGINT)", markup=False)
+        return returned
     return 0
 
 

@@ -159,12 +159,15 @@ def secret_if_needed(paths: Sequence[Path], key: Sequence[Path] | Path | None,
     models). The environment is consulted only when a model is encrypted; with no key at all,
     None: the loader then names the file that needs one.
     """
+    from bmcrypt.files.opening import stat_input
     from bmcrypt.keys import ENV_KEY_FILE, ENV_PASSPHRASE
     from bmcrypt.protect.container import FileState, file_state
 
+    for p in paths:  # a missing model, a FIFO, a directory: said first, before anything waits
+        stat_input(p)
     if _paths(key) or passphrase:
         return keyring(key, passphrase)
-    if not any(p.is_file() and file_state(p) == FileState.BMCRYPT for p in paths):
+    if not any(file_state(p) == FileState.BMCRYPT for p in paths):
         return None
     if not (os.environ.get(ENV_KEY_FILE) or os.environ.get(ENV_PASSPHRASE)):
         return None
@@ -193,13 +196,29 @@ def key_choice(keys: Sequence[Path] | Path | None, passphrase: bool) -> KeyChoic
     return None
 
 
+def _need_terminal() -> None:
+    """Refuse to prompt without a terminal: getpass would then warn that the passphrase "may be
+    echoed" and read it from stdin, which is the model data of a pipeline, or nothing."""
+    from bmcrypt.errors import NoKey
+    from bmcrypt.keys import ENV_PASSPHRASE
+
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        raise NoKey("--passphrase: there is no terminal to ask for it on",
+                    hint=f"set {ENV_PASSPHRASE}, or use --key KEYFILE") from None
+    os.close(fd)
+
+
 def _ask(text: str) -> str:
+    _need_terminal()
     return getpass.getpass(text)
 
 
 def _confirmed(text: str) -> str:
     from bmcrypt.errors import NoKey
 
+    _need_terminal()
     first = getpass.getpass(text)
     if getpass.getpass("again: ") != first:
         raise NoKey("the two passphrases differ")

@@ -16,59 +16,74 @@ import errno
 import fcntl
 import io
 import os
+import secrets
 import stat
-import tempfile
+import string
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bmcrypt.errors import InputFileError
-
-from .paths import default_new_file_mode, fsync_dir, real_path, temp_prefix
+from .interrupts import signals_held
+from .opening import create_new, not_regular, open_dir, refuse_link
+from .paths import default_new_file_mode, fsync_fd, real_path, temp_prefix
 
 _WRITE_BUFFER = 1 << 20
+_NAME_CHARS = string.ascii_lowercase + string.digits + "_"
 
 
 @dataclass
 class TempFile:
-    """A temp file being written: its path, an unbuffered read/write handle, and whether it has
-    been moved to its final name (an uncommitted one is deleted when its ``with`` block ends)."""
+    """A temp file being written: its path, an unbuffered read/write handle, a descriptor of its
+    directory (renames go through it, so a renamed parent cannot redirect them), and whether it
+    has been moved to its final name (an uncommitted one is deleted when its ``with`` ends)."""
 
     path: Path
     raw: io.FileIO
+    dir_fd: int
     committed: bool = False
 
     def fileno(self) -> int:
         return self.raw.fileno()
 
 
+def _random_suffix() -> str:
+    return "".join(secrets.choice(_NAME_CHARS) for _ in range(8))
+
+
 @contextmanager
 def temp_beside(target: Path) -> Iterator[TempFile]:
-    """Create a flock-held temp file next to `target`; delete it on exit unless committed."""
+    """Create a flock-held temp file next to `target`; delete it on exit unless committed.
+
+    Created 0600 with O_EXCL | O_NOFOLLOW relative to the directory's descriptor. Signals are
+    held back between the creation and the ``try`` that deletes it, so an interrupt never leaves
+    one behind.
+    """
+    dir_fd = open_dir(target.parent)
     try:
-        fd, name = tempfile.mkstemp(prefix=temp_prefix(target), dir=target.parent)
-    except (FileNotFoundError, NotADirectoryError):
-        raise InputFileError(f"no such directory: {target.parent}") from None
-    except PermissionError:
-        raise InputFileError(f"cannot create files in {target.parent}: permission denied",
-                             hint="bmcrypt writes next to the file; check the directory's "
-                                  "permissions") from None
-    tmp = TempFile(Path(name), io.FileIO(fd, "r+", closefd=True))
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # brand new: nobody else can hold it
-        yield tmp
-    finally:
+        for _ in range(100):
+            name = temp_prefix(target) + _random_suffix()
+            with signals_held():
+                try:
+                    fd = create_new(dir_fd, name, target.parent)
+                except FileExistsError:
+                    continue
+                tmp = TempFile(target.parent / name, io.FileIO(fd, "r+", closefd=True), dir_fd)
+                break
+        else:  # pragma: no cover - 100 collisions of 41 random bits
+            raise FileExistsError(errno.EEXIST, "no free temp file name", str(target.parent))
         try:
-            if not tmp.committed:
-                _unlink_quietly(tmp.path)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # brand new: nobody else can hold it
+            yield tmp
         finally:
-            tmp.raw.close()
-
-
-def _unlink_quietly(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+            try:
+                if not tmp.committed:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(name, dir_fd=dir_fd)
+            finally:
+                tmp.raw.close()
+    finally:
+        os.close(dir_fd)
 
 
 def set_owner_like(fd: int, st: os.stat_result | None) -> None:
@@ -85,9 +100,9 @@ def set_owner_like(fd: int, st: os.stat_result | None) -> None:
 def commit_replace(tmp: TempFile, target: Path) -> None:
     """fsync `tmp`, rename it over `target` and fsync the directory."""
     os.fsync(tmp.fileno())
-    os.replace(tmp.path, target)
+    os.replace(tmp.path.name, target.name, src_dir_fd=tmp.dir_fd, dst_dir_fd=tmp.dir_fd)
     tmp.committed = True
-    fsync_dir(target.parent)
+    fsync_fd(tmp.dir_fd)
 
 
 def commit_no_replace(tmp: TempFile, target: Path) -> None:
@@ -97,8 +112,9 @@ def commit_no_replace(tmp: TempFile, target: Path) -> None:
     never clobbered. Filesystems without hard links (FAT on SD cards) fall back to check + rename.
     """
     os.fsync(tmp.fileno())
+    d = tmp.dir_fd
     try:
-        os.link(tmp.path, target)
+        os.link(tmp.path.name, target.name, src_dir_fd=d, dst_dir_fd=d, follow_symlinks=False)
     except FileExistsError:
         raise
     except OSError as exc:
@@ -106,11 +122,11 @@ def commit_no_replace(tmp: TempFile, target: Path) -> None:
             raise
         if os.path.lexists(target):
             raise FileExistsError(errno.EEXIST, "file exists", str(target)) from None
-        os.rename(tmp.path, target)
+        os.rename(tmp.path.name, target.name, src_dir_fd=d, dst_dir_fd=d)
     else:
-        os.unlink(tmp.path)
+        os.unlink(tmp.path.name, dir_fd=d)
     tmp.committed = True
-    fsync_dir(target.parent)
+    fsync_fd(d)
 
 
 def start_writeback(fd: int, offset: int, length: int) -> None:
@@ -127,7 +143,8 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
 
 @contextmanager
 def atomic_write(target: str | os.PathLike[str], *, mode: int | None = None,
-                 mode_from: str | os.PathLike[str] | None = None) -> Iterator[io.BufferedRandom]:
+                 mode_from: str | os.PathLike[str] | None = None,
+                 through_link: bool = True) -> Iterator[io.BufferedRandom]:
     """Replace `target` with what the ``with`` block writes, all or nothing.
 
     Yields a buffered binary file opened for reading and writing at offset 0; ``seek`` works, so a
@@ -137,15 +154,18 @@ def atomic_write(target: str | os.PathLike[str], *, mode: int | None = None,
 
     The final mode is `mode` if given, else that of the file `mode_from`, else that of the existing
     `target`, else the umask default. An existing target's owner is kept when we may set it (root).
-    A symlink `target` is written through: the file it points to is replaced, the link stays.
+    A symlink `target` is written through (the file it points to is replaced, the link stays):
+    `target` is a path somebody gave. For the names bmcrypt derives, pass ``through_link=False``:
+    a link there, dangling or not, then raises SymlinkRefused.
     """
-    target = real_path(target)
-    if target.is_dir():
-        raise InputFileError(f"{target} is a directory, not a file", hint="give the path of a file")
-    try:
-        old: os.stat_result | None = target.stat()
-    except FileNotFoundError:
-        old = None
+    if through_link:
+        target = real_path(target)
+        old = os.stat(target) if os.path.lexists(target) else None
+    else:
+        target = Path(target)
+        old = refuse_link(target, "a file bmcrypt writes")
+    if old is not None and not stat.S_ISREG(old.st_mode):
+        raise not_regular(target, old.st_mode)
     if mode is None:
         if mode_from is not None:
             mode = stat.S_IMODE(os.stat(mode_from).st_mode)

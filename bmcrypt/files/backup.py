@@ -11,6 +11,7 @@ otherwise. scripts/backup.sh follows the same convention; either can check the o
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 from collections.abc import Callable
@@ -24,7 +25,8 @@ from .cleanup import cleanup_stale_temps
 from .hashing import Progress, copy_hashing, hash_from_disk, hash_stream
 from .journal import discard_journal
 from .locking import file_lock
-from .paths import check_input_file, real_path
+from .opening import open_derived, open_input_file, refuse_link, stat_input
+from .paths import real_path
 from .sha256sum import manifest_path, read_manifest, write_manifest
 
 
@@ -53,12 +55,14 @@ def backup_path_for(model: str | os.PathLike[str],
     return backup / (model.name + ".bak") if backup.is_dir() else backup
 
 
-def _copy_verified(src: Path, target: Path, commit: Callable[[TempFile, Path], None],
+def _copy_verified(src: Path, source: io.FileIO, target: Path,
+                   commit: Callable[[TempFile, Path], None],
                    owner: os.stat_result | None, before_commit: Callable[[str], None],
                    progress: Progress | None) -> str:
-    """Copy `src` to a temp file beside `target` with `src`'s mode and times, check the copy on
-    disk, call `before_commit(digest)`, then `commit` it into place. Returns the SHA-256."""
-    with open(src, "rb", buffering=0) as source, temp_beside(target) as tmp:
+    """Copy `source` (the open file `src`) to a temp file beside `target` with its mode and
+    times, check the copy on disk, call `before_commit(digest)`, then `commit` it into place.
+    Returns the SHA-256. Holes in a sparse source stay holes in the copy."""
+    with source, temp_beside(target) as tmp:
         before = os.fstat(source.fileno())
         digest, size = copy_hashing(source, tmp.raw, progress)
         after = os.fstat(source.fileno())
@@ -77,20 +81,30 @@ def _copy_verified(src: Path, target: Path, commit: Callable[[TempFile, Path], N
     return digest
 
 
-def _sha256(path: Path, progress: Progress | None) -> str:
-    with open(path, "rb", buffering=0) as f:
+def _open_backup(backup: Path) -> io.FileIO:
+    """The backup, opened read-only and never through a link (InputFileError if missing)."""
+    fd = open_derived(backup, "the backup")
+    if fd is None:
+        raise InputFileError(f"there is no backup at {backup}",
+                             hint="backups are made by `bmcrypt backup` or scripts/backup.sh")
+    return io.FileIO(fd, "rb", closefd=True)
+
+
+def _sha256(f: io.FileIO, progress: Progress | None) -> str:
+    with f:
         return hash_stream(f, progress)[0]
 
 
 def _reuse(model: Path, backup: Path, progress: Progress | None) -> BackupResult:
     """Accept an existing backup identical to `model` (adding a missing manifest); else conflict."""
-    if not backup.is_file():
+    st = refuse_link(backup, "the backup")
+    if st is not None and not stat.S_ISREG(st.st_mode):
         raise BackupConflict(f"{backup} exists and is not a regular file")
     size = model.stat().st_size
-    if backup.stat().st_size != size:
+    if st is None or st.st_size != size:
         raise BackupConflict(f"a different backup already exists at {backup}; it was left as it is")
-    digest = _sha256(model, progress)
-    if _sha256(backup, progress) != digest:
+    digest = _sha256(open_input_file(model, "model"), progress)
+    if _sha256(_open_backup(backup), progress) != digest:
         raise BackupConflict(f"a different backup already exists at {backup}; it was left as it is")
     try:
         recorded = read_manifest(backup)
@@ -115,10 +129,12 @@ def make_backup(model: str | os.PathLike[str], backup_path: str | os.PathLike[st
     Holds the model's lock. `progress(n)` counts every byte read: twice the size in all.
     """
     model = Path(model)
-    check_input_file(model, "model")
+    stat_input(model, "model")
     backup = backup_path_for(model, backup_path)
     if not backup.parent.is_dir():
         raise InputFileError(f"no such directory: {backup.parent}")
+    refuse_link(backup, "the backup")
+    refuse_link(manifest_path(backup), "a backup's manifest")
     if backup.exists() and backup.samefile(model):
         raise InputFileError(f"the backup path {backup} is the model itself",
                              hint="give the backup another name or directory")
@@ -133,8 +149,9 @@ def make_backup(model: str | os.PathLike[str], backup_path: str | os.PathLike[st
             write_manifest(backup, digest)  # first: a backup never appears without its manifest
 
         try:
-            digest = _copy_verified(model, backup, commit_no_replace, model.stat(), before_commit,
-                                    progress)
+            source = open_input_file(model, "model")
+            digest = _copy_verified(model, source, backup, commit_no_replace,
+                                    os.fstat(source.fileno()), before_commit, progress)
         except FileExistsError:  # appeared while we copied (by hand: bmcrypt and the script lock)
             return _reuse(model, backup, progress)
     return BackupResult(backup, digest, created=True)
@@ -143,10 +160,10 @@ def make_backup(model: str | os.PathLike[str], backup_path: str | os.PathLike[st
 def _expected_digest(backup: Path, trust_unverified: bool) -> str | None:
     """What the manifest says `backup` must hash to; None if there is none and the caller trusts
     the backup anyway."""
-    if not os.path.lexists(backup):
+    if refuse_link(backup, "the backup") is None:
         raise InputFileError(f"there is no backup at {backup}",
                              hint="backups are made by `bmcrypt backup` or scripts/backup.sh")
-    check_input_file(backup, "backup")
+    _open_backup(backup).close()  # refuses a FIFO, a directory, … before the manifest is read
     recorded = read_manifest(backup)
     if recorded is None and not trust_unverified:
         raise InputFileError(
@@ -171,7 +188,7 @@ def verify_backup(model: str | os.PathLike[str], backup_path: str | os.PathLike[
     """
     backup = backup_path_for(model, backup_path)
     expected = _expected_digest(backup, trust_unverified)
-    digest = _sha256(backup, progress)
+    digest = _sha256(_open_backup(backup), progress)
     if expected is not None and digest != expected:
         raise _mismatch(backup)
     return BackupResult(backup, digest, created=False)
@@ -190,17 +207,19 @@ def restore_backup(model: str | os.PathLike[str], backup_path: str | os.PathLike
     model = Path(model)
     backup = backup_path_for(model, backup_path)
     target = real_path(model)
-    if target.is_dir():
-        raise InputFileError(f"{model} is a directory, not a model", hint="give the path of a file")
+    if os.path.lexists(target):  # a model that is gone may be restored; a FIFO may not
+        stat_input(target, "model")
 
     with file_lock(model):
         expected = _expected_digest(backup, trust_unverified)
-        owner = target.stat() if target.exists() else backup.stat()
+        source = _open_backup(backup)
+        owner = target.stat() if target.exists() else os.fstat(source.fileno())
 
         def before_commit(digest: str) -> None:
             if expected is not None and digest != expected:
                 raise _mismatch(backup)
             discard_journal(target)
 
-        digest = _copy_verified(backup, target, commit_replace, owner, before_commit, progress)
+        digest = _copy_verified(backup, source, target, commit_replace, owner, before_commit,
+                                progress)
     return BackupResult(backup, digest, created=False)

@@ -18,18 +18,16 @@ docs/benchmarks.md):
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
-from typing import BinaryIO
-
-from bmcrypt.errors import InputFileError
+from typing import Any, BinaryIO
 
 from .atomic import start_writeback
-from .paths import check_input_file
+from .opening import open_input_file
 
 CHUNK_SIZE = 1 << 20
 IN_FLIGHT = 4  # chunks between the reading and the writing (or hashing) thread
@@ -62,7 +60,8 @@ def hash_stream(src: BinaryIO, progress: Progress | None = None) -> tuple[str, i
 
 
 class _Writer:
-    """Writes chunks to `dst` in order on its own thread, starting their writeback as it goes."""
+    """Writes chunks to `dst` in order on its own thread, starting their writeback as it goes;
+    a hole is skipped over (a seek), so it stays a hole in `dst`."""
 
     def __init__(self, dst: BinaryIO) -> None:
         self._dst = dst
@@ -76,8 +75,17 @@ class _Writer:
     def submit(self, chunk: memoryview) -> Future[None]:
         return self._pool.submit(self._write, chunk)
 
+    def skip(self, length: int) -> Future[None]:
+        return self._pool.submit(self._skip, length)
+
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _skip(self, length: int) -> None:
+        self._dst.seek(length, os.SEEK_CUR)
+        if self._fd is not None:
+            self._at += length
+            self._kicked = self._at
 
     def _write(self, chunk: memoryview) -> None:
         while chunk:  # raw writes may be partial
@@ -92,44 +100,106 @@ class _Writer:
             self._kicked = self._at
 
 
+def _segments(fd: int, start: int, end: int) -> Iterator[tuple[bool, int, int]]:
+    """(is data, offset, length) runs of the file from `start` to `end`, holes found with
+    SEEK_DATA/SEEK_HOLE; all data where the filesystem cannot say."""
+    pos = start
+    while pos < end:
+        try:
+            data = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # only a hole from here to the end
+                yield False, pos, end - pos
+                return
+            yield True, pos, end - pos  # no SEEK_DATA here: copy it all
+            return
+        data = min(data, end)
+        if data > pos:
+            yield False, pos, data - pos
+        hole = min(os.lseek(fd, data, os.SEEK_HOLE), end)
+        if hole > data:
+            yield True, data, hole - data
+        pos = hole
+
+
 def copy_hashing(src: BinaryIO, dst: BinaryIO,
                  progress: Progress | None = None) -> tuple[str, int]:
     """Copy `src` to `dst` (both unbuffered) to EOF, hashing what is written.
 
-    Returns (hex digest, bytes copied); `progress` as for `hash_stream`.
+    Holes of a sparse `src` (SEEK_DATA/SEEK_HOLE) are hashed as the zeros they read as but not
+    written: `dst` gets the same holes, so a sparse model's backup stays sparse. Returns (hex
+    digest, bytes copied); `progress` as for `hash_stream`.
     """
-    src_fd, at = -1, 0
-    with contextlib.suppress(AttributeError, OSError, ValueError):  # a larger readahead
-        src_fd, at = src.fileno(), src.tell()
-        os.posix_fadvise(src_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
     digest = hashlib.sha256()
-    free = [memoryview(bytearray(CHUNK_SIZE)) for _ in range(IN_FLIGHT)]
-    pending: deque[tuple[Future[None], memoryview]] = deque()
     writer = _Writer(dst)
     done = 0
     try:
-        while True:
-            if free:
-                view = free.pop()
-            else:  # the oldest write must finish before its buffer is read into again
-                written, view = pending.popleft()
-                written.result()
-            if src_fd >= 0 and done % READ_AHEAD < CHUNK_SIZE:  # the disk reads while we hash
-                _will_need(src_fd, at + done + READ_AHEAD, READ_AHEAD)
-            n = _readinto(src, view)
-            if not n:
-                break
-            chunk = view[:n]
-            digest.update(chunk)
-            pending.append((writer.submit(chunk), view))
-            done += n
-            if progress:
-                progress(n)
-        while pending:
-            pending.popleft()[0].result()
+        try:
+            src_fd, at = src.fileno(), src.tell()
+            end = os.fstat(src_fd).st_size
+        except (AttributeError, OSError, ValueError):  # not a file: copy what it reads
+            done = _pump(src, writer, digest, progress, -1, 0, None)
+        else:
+            with contextlib.suppress(OSError):  # a larger readahead
+                os.posix_fadvise(src_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            for is_data, offset, length in list(_segments(src_fd, at, end)):
+                if is_data:
+                    src.seek(offset)  # finding the segments moved the file offset
+                    n = _pump(src, writer, digest, progress, src_fd, offset, length)
+                else:
+                    _hash_zeros(digest, length, progress)
+                    writer.skip(length).result()
+                    n = length
+                done += n
+                if n < length:  # it shrank under us: the caller's size check will say so
+                    break
+            else:  # and whatever was appended meanwhile, which the caller's check catches too
+                src.seek(at + done)
+                done += _pump(src, writer, digest, progress, src_fd, at + done, None)
     finally:
         writer.close()
+    dst.truncate()  # after a trailing hole the size is the position, not the last write
     return digest.hexdigest(), done
+
+
+def _hash_zeros(digest: Any, length: int, progress: Progress | None) -> None:
+    zeros = memoryview(bytes(min(CHUNK_SIZE, length)))
+    while length:
+        n = min(length, len(zeros))
+        digest.update(zeros[:n])
+        length -= n
+        if progress:
+            progress(n)
+
+
+def _pump(src: BinaryIO, writer: _Writer, digest: Any, progress: Progress | None,
+          src_fd: int, at: int, limit: int | None) -> int:
+    """Read `limit` bytes (None: to EOF) from `src` at its position, hash them, hand them to
+    `writer`; returns how many there were. Up to IN_FLIGHT chunks are being written at once."""
+    free = [memoryview(bytearray(CHUNK_SIZE)) for _ in range(IN_FLIGHT)]
+    pending: deque[tuple[Future[None], memoryview]] = deque()
+    done = 0
+    while limit is None or done < limit:
+        if free:
+            view = free.pop()
+        else:  # the oldest write must finish before its buffer is read into again
+            written, view = pending.popleft()
+            written.result()
+        if src_fd >= 0 and done % READ_AHEAD < CHUNK_SIZE:  # the disk reads while we hash
+            _will_need(src_fd, at + done + READ_AHEAD, READ_AHEAD)
+        want = view if limit is None else view[:min(CHUNK_SIZE, limit - done)]
+        n = _readinto(src, want)
+        if not n:
+            break
+        chunk = view[:n]
+        digest.update(chunk)
+        pending.append((writer.submit(chunk), view))
+        done += n
+        if progress:
+            progress(n)
+    while pending:
+        pending.popleft()[0].result()
+    return done
 
 
 def hash_from_disk(fd: int, progress: Progress | None = None) -> tuple[str, int]:
@@ -171,10 +241,5 @@ def sha256_file(path: str | os.PathLike[str], progress: Progress | None = None) 
     `progress(bytes_done)` is called after every chunk. Raises InputFileError if `path` is missing,
     a directory or unreadable.
     """
-    path = Path(path)
-    check_input_file(path)
-    try:
-        with open(path, "rb", buffering=0) as src:
-            return hash_stream(src, progress)[0]
-    except PermissionError:
-        raise InputFileError(f"cannot read {path}: permission denied") from None
+    with open_input_file(path) as src:
+        return hash_stream(src, progress)[0]

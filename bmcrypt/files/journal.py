@@ -35,7 +35,8 @@ from bmcrypt.errors import Corrupt, Truncated
 
 from .atomic import atomic_write
 from .locking import file_lock
-from .paths import JOURNAL_SUFFIX, check_input_file, fsync_dir, real_path, sidecar
+from .opening import open_input, read_derived, refuse_link, stat_input
+from .paths import JOURNAL_SUFFIX, fsync_dir, real_path, sidecar
 
 Patch = tuple[int, bytes, bytes]
 """(offset, old bytes, new bytes); old and new have the same, non-zero length."""
@@ -46,6 +47,8 @@ _MAGIC = b"BMCJRNL\x01"
 _HEADER = struct.Struct("<8sQI")
 _ENTRY = struct.Struct("<QI")
 _CHECK_BYTES = 32
+#: Far above any real journal (a few hundred bytes per weight region): a bigger one is not ours.
+_MAX_JOURNAL_BYTES = 64 << 20
 
 
 def journal_path(path: str | os.PathLike[str]) -> Path:
@@ -149,16 +152,16 @@ def patch_in_place(path: str | os.PathLike[str], patches: Sequence[Patch]) -> in
     Takes the file's lock and recovers an earlier journal first. Returns how many regions changed.
     """
     target = real_path(path)
-    check_input_file(target)
+    stat_input(target)
     with file_lock(target):
         recover_journal(target)
-        fd = os.open(target, os.O_RDWR | os.O_CLOEXEC)
+        fd = open_input(target, writable=True)
         try:
             size = os.fstat(fd).st_size
             todo = _pending(fd, _normalise(patches, size, target), target)
             if not todo:
                 return 0
-            with atomic_write(journal_path(target), mode=0o600) as journal:
+            with atomic_write(journal_path(target), mode=0o600, through_link=False) as journal:
                 journal.write(_encode(size, todo))
             _apply(fd, todo)
         finally:
@@ -176,19 +179,18 @@ def recover_journal(path: str | os.PathLike[str]) -> RecoveryOutcome:
     """
     target = real_path(path)
     journal = journal_path(target)
-    if not os.path.lexists(journal):
+    if refuse_link(journal, "the patch journal") is None:
         return "none"
     with file_lock(target):
-        try:
-            blob = journal.read_bytes()
-        except FileNotFoundError:  # another process recovered it while we waited for the lock
+        blob = read_derived(journal, "the patch journal", _MAX_JOURNAL_BYTES)
+        if blob is None:  # another process recovered it while we waited for the lock
             return "none"
-        decoded = _decode(blob, target)
+        decoded = _decode(blob, target) if len(blob) <= _MAX_JOURNAL_BYTES else None
         if decoded is None or not target.is_file():
             discard_journal(target)
             return "discarded"
         size, patches = decoded
-        fd = os.open(target, os.O_RDWR | os.O_CLOEXEC)
+        fd = open_input(target, writable=True)
         try:
             if os.fstat(fd).st_size != size:
                 raise Corrupt(f"{target} is {os.fstat(fd).st_size} bytes, its patch journal says "

@@ -20,14 +20,16 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bmcrypt.errors import InputFileError, Locked
+from bmcrypt.errors import FileSafetyError, InputFileError, Locked
 
+from .opening import cannot_create, is_read_only, not_regular, read_derived, symlink_refused
 from .paths import LOCK_SUFFIX, real_path, sidecar
 
 _POLL_SECONDS = 0.05
@@ -46,20 +48,26 @@ def _held_by_this_thread() -> dict[Path, tuple[int, int]]:
 
 
 def _open_lock_file(lock: Path) -> int:
+    """Open (creating) the lock file: never through a link, never blocking on a FIFO."""
+    flags = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        return os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    except PermissionError:
-        pass
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | flags, 0o644)
     except (FileNotFoundError, NotADirectoryError):
         raise InputFileError(f"no such directory: {lock.parent}") from None
-    try:  # a lock file left by another user: flock works on a read-only fd too
-        return os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise InputFileError(f"cannot create the lock file {lock}: permission denied",
-                             hint="bmcrypt needs write access to the model's directory") from None
-    except PermissionError:
-        raise InputFileError(f"cannot open the lock file {lock}: permission denied",
-                             hint="bmcrypt needs write access to the model's directory") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise symlink_refused(lock, "the lock file") from None
+        if not is_read_only(exc):
+            raise
+        try:  # a lock file left by another user: flock works on a read-only fd too
+            fd = os.open(lock, os.O_RDONLY | flags)
+        except OSError:
+            raise cannot_create(lock.parent, exc) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise not_regular(lock, st.st_mode)
+    return fd
 
 
 def _try_acquire(lock: Path) -> int | None:
@@ -86,9 +94,10 @@ def _try_acquire(lock: Path) -> int | None:
 
 def _holder_pid(lock: Path) -> str:
     try:
-        text = lock.read_text(encoding="ascii", errors="replace").strip()
-    except OSError:
+        raw = read_derived(lock, "the lock file", 32) or b""
+    except (OSError, FileSafetyError):
         return ""
+    text = raw.decode("ascii", "replace").strip()
     return f" (pid {text})" if text.isdigit() else ""
 
 

@@ -21,8 +21,6 @@ import hashlib
 import os
 from pathlib import Path
 
-from bmcrypt.errors import InputFileError
-
 TEMP_TAG = ".bmcrypt-tmp-"
 LOCK_SUFFIX = "bmcrypt-lock"
 JOURNAL_SUFFIX = "bmcrypt-journal"
@@ -56,35 +54,22 @@ def real_path(path: str | os.PathLike[str]) -> Path:
     return Path(os.path.realpath(path))
 
 
-def check_input_file(path: Path, what: str = "file") -> os.stat_result:
-    """Stat `path` (following links) and insist it is a readable regular file; return the stat."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise InputFileError(f"no such {what}: {path}") from None
-    except PermissionError:
-        raise InputFileError(f"cannot access {path}: permission denied") from None
-    except NotADirectoryError:
-        raise InputFileError(f"no such {what}: {path} (a parent is not a directory)") from None
-    if path.is_dir():
-        raise InputFileError(f"{path} is a directory, not a {what}", hint="give the path of a file")
-    if not path.is_file():
-        raise InputFileError(f"{path} is not a regular {what}")
-    if not os.access(path, os.R_OK):
-        raise InputFileError(f"cannot read {path}: permission denied")
-    return st
-
-
 def fsync_dir(directory: Path) -> None:
     """Make a rename or unlink in `directory` durable (a no-op where the filesystem can't)."""
-    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
     try:
-        os.fsync(fd)
+        fsync_fd(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_fd(dir_fd: int) -> None:
+    """`fsync_dir` for a directory already open as `dir_fd`."""
+    try:
+        os.fsync(dir_fd)
     except OSError as exc:  # some filesystems refuse fsync on directories; nothing more we can do
         if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
             raise
-    finally:
-        os.close(fd)
 
 
 def default_new_file_mode() -> int:

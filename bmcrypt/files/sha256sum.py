@@ -18,6 +18,7 @@ from pathlib import Path
 from bmcrypt.errors import Corrupt
 
 from .atomic import atomic_write
+from .opening import read_derived
 from .paths import default_new_file_mode
 
 _MAX_MANIFEST_BYTES = 64 << 10
@@ -66,18 +67,15 @@ def parse_manifest(text: str) -> tuple[str, str] | None:
 def read_manifest(backup: Path) -> str | None:
     """The SHA-256 that `backup`'s manifest records, or None if it has no manifest.
 
-    Raises Corrupt if the manifest exists but is not a one-entry sha256sum file naming `backup`.
+    Raises Corrupt if the manifest exists but is not a one-entry sha256sum file naming `backup`,
+    SymlinkRefused if it is a symbolic link, NotRegularFile if it is a directory, FIFO, ….
     """
     manifest = manifest_path(backup)
     hint = (f"if you trust the backup, recreate it: cd {backup.parent} && "
             f"sha256sum {backup.name} > {manifest.name}")
-    try:
-        with open(manifest, "rb") as f:
-            raw = f.read(_MAX_MANIFEST_BYTES + 1)
-    except FileNotFoundError:
+    raw = read_derived(manifest, "a backup's manifest", _MAX_MANIFEST_BYTES)
+    if raw is None:
         return None
-    except IsADirectoryError:
-        raise Corrupt(f"{manifest} is a directory, not a manifest", hint=hint) from None
     entry = None
     if len(raw) <= _MAX_MANIFEST_BYTES:
         entry = parse_manifest(raw.decode("utf-8", "surrogateescape"))
@@ -90,8 +88,10 @@ def read_manifest(backup: Path) -> str | None:
 
 
 def write_manifest(backup: Path, digest: str) -> Path:
-    """Write (atomically, replacing any old one) the manifest of `backup`; return its path."""
+    """Write (atomically, replacing any old one) the manifest of `backup`; return its path.
+
+    A symbolic link at the manifest's name is refused (SymlinkRefused), never written through."""
     manifest = manifest_path(backup)
-    with atomic_write(manifest, mode=default_new_file_mode()) as f:
+    with atomic_write(manifest, mode=default_new_file_mode(), through_link=False) as f:
         f.write(format_manifest(digest, backup.name).encode("utf-8", "surrogateescape"))
     return manifest

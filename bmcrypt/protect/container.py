@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import enum
 import os
-import stat
 import struct
-from pathlib import Path
 
 from bmcrypt.bmodel.header import EncryptionState, HeaderProbe, probe_header
 from bmcrypt.crypto import Keyring
 from bmcrypt.crypto.envelope_header import MAGIC as ENVELOPE_MAGIC
-from bmcrypt.errors import ForeignEncrypted, InputFileError, NoKey
+from bmcrypt.errors import ForeignEncrypted, NoKey
+from bmcrypt.files.opening import open_input_file
 
 TAIL_LEN = 56  # the header tail the runtime decrypts: u32 fb size, u64 binary size, 44 zeros
 PROBE_LEN = 64  # the clear bytes that say what a file is
@@ -64,16 +63,8 @@ def state_of(probe: HeaderProbe) -> FileState:
 
 def file_state(path: str | os.PathLike[str]) -> FileState:
     """The state of the file at `path` (InputFileError for a path that is not a regular file)."""
-    p = Path(path)
-    try:
-        # stat first: opening a FIFO or a device could block
-        if not stat.S_ISREG(p.stat().st_mode):
-            raise InputFileError(f"{p} is not a regular file" if not p.is_dir()
-                                 else f"{p} is a directory, not a bmodel")
-        with open(p, "rb") as f:
-            head = f.read(PROBE_LEN)
-    except FileNotFoundError:
-        raise InputFileError(f"{p}: no such file") from None
+    with open_input_file(path) as f:  # never blocks on a FIFO or a device
+        head = f.read(PROBE_LEN)
     return classify(head)
 
 

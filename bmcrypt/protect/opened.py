@@ -29,12 +29,12 @@ from bmcrypt.crypto import (
 from bmcrypt.errors import (
     Corrupt,
     ForeignEncrypted,
-    InputFileError,
     NotABmodel,
     NotEncrypted,
     Tampered,
     Truncated,
 )
+from bmcrypt.files.opening import open_input_file
 from bmcrypt.protect.container import ENVELOPE_MAGIC, TAIL_LEN
 from bmcrypt.protect.manifest import Manifest, parse_manifest
 
@@ -81,16 +81,11 @@ class Opened:
 
 def _map(path: str | os.PathLike[str]) -> tuple[Path, mmap.mmap]:
     p = Path(path)
-    try:
-        with open(p, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size == 0:
-                raise NotABmodel(f"{p}: empty file is not a bmodel")
-            return p, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    except IsADirectoryError:
-        raise InputFileError(f"{p} is a directory, not a bmodel") from None
-    except FileNotFoundError:
-        raise InputFileError(f"{p}: no such file") from None
+    with open_input_file(p) as f:  # never blocks on a FIFO or a device
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            raise NotABmodel(f"{p}: empty file is not a bmodel")
+        return p, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 def probe(mm: mmap.mmap | bytes, path: Path) -> Visible:
