@@ -26,15 +26,16 @@ _HOME = {
     "bmcrypt.errors": (
         "AlreadyEncrypted", "BmcryptError", "Corrupt", "FileSafetyError", "ForeignEncrypted",
         "FormatError", "InputFileError", "KeyFileError", "KeyProblem", "Locked", "NoKey",
-        "NotABmodel", "NotEncrypted", "StateError", "Tampered", "Truncated",
-        "UnsupportedVersion", "VendorRuntimeError", "WrongKey"),
+        "NotABmodel", "NotEncrypted", "NotRegularFile", "StateError", "SymlinkRefused",
+        "Tampered", "Truncated", "UnsupportedVersion", "VendorRuntimeError", "WrongKey"),
 }
 _WHERE = {name: module for module, names in _HOME.items() for name in names}
 
 __all__ = [
     "AlreadyEncrypted", "BmcryptError", "Corrupt", "FileSafetyError", "ForeignEncrypted",
     "FormatError", "InputFileError", "KeyFileError", "KeyProblem", "Locked", "NoKey",
-    "NotABmodel", "NotEncrypted", "Passphrase", "Runtime", "StateError", "Tampered", "Truncated",
+    "NotABmodel", "NotEncrypted", "NotRegularFile", "Passphrase", "Runtime", "StateError",
+    "SymlinkRefused", "Tampered", "Truncated",
     "UnsupportedVersion", "UserKey", "VendorRuntimeError", "WrongKey", "__version__",
     "decrypt_model", "encrypt_model", "generate_key_file", "inspect_model", "load_key_file",
     "load_model", "prepare", "rekey_model", "restore_model", "verify_model",
@@ -83,7 +84,9 @@ if TYPE_CHECKING:
         NoKey,
         NotABmodel,
         NotEncrypted,
+        NotRegularFile,
         StateError,
+        SymlinkRefused,
         Tampered,
         Truncated,
         UnsupportedVersion,
