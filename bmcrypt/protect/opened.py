@@ -17,6 +17,7 @@ from pathlib import Path
 from bmcrypt.bmodel import _walk
 from bmcrypt.bmodel._fbs.bmodel.Model import Model, ModelT
 from bmcrypt.bmodel.header import MAGIC_BYTES
+from bmcrypt.bmodel.reader import MAX_FLATBUFFER_SIZE
 from bmcrypt.crypto import (
     HEADER_LEN,
     FileKeys,
@@ -162,6 +163,8 @@ def _open(p: Path, mm: mmap.mmap, keyring: Keyring) -> Opened:
         fb = bytes(plain)
     else:
         raise Corrupt(f"{p}: the FlatBuffer envelope has kind {e2.kind}")
+    if len(fb) > MAX_FLATBUFFER_SIZE:  # the plain reader's limit (FORMAT.md §6.1)
+        raise Corrupt(f"{p}: the FlatBuffer is over the 1 GiB limit")
     _walk.decode(fb)  # verify before anyone trusts an offset in it
     return Opened(p, mm, len(mm), header_size, e1, keys, bytes(e1.key_block), fb_size, binary_size,
                   fb, manifest)

@@ -159,6 +159,9 @@ def plan_seal(
 
 def plan_open(model: ModelT, region_size: int) -> Plan:
     """Plan the plain binary region of an encrypted model and rewrite `model` to match it."""
+    for net in model.net or []:  # as the plain reader: the runtime dereferences binary_coeff
+        if any(p.coeffMem and p.coeffMem.binaryCoeff is None for p in net.parameter or []):
+            raise Corrupt(f"net {_text(net.name)!r} has a coeff_mem without binary_coeff")
     opened: dict[tuple[int, int], list[tuple[str, CoeffMemT]]] = {}
     for net, _stage, cm in coeff_mems(model):
         if cm.encryptMode == 1:

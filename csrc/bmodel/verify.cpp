@@ -110,23 +110,14 @@ class FileVerifier {
     } else if (h.kind != Kind::generic) {
       throw Error(Errc::corrupt, "the FlatBuffer envelope has the wrong kind");
     }
-    if (fb_len > kMaxFlatBufferSize) throw Error(Errc::corrupt, "the FlatBuffer is over the 1 GiB limit");
-    const ByteView fb(fb_plain_.data(), fb_len);
-    binaries_ = walk_flatbuffer(fb);  // the rules of FORMAT.md §6.1, as the Python reader's
-    // A second line of defence before the generated accessors: flatc's verifier accepts
-    // everything the walk does (its table budget is set above the walk's).
-    flatbuffers::Verifier verifier(fb.data, fb.size, 64, flatbuffers::uoffset_t(kMaxFlatBufferSize + kMaxWalkExtraCost));
-    if (!bmodel::VerifyModelBuffer(verifier)) throw Error(Errc::corrupt, "the FlatBuffer does not verify");
-    model_ = bmodel::GetModel(fb.data);
+    regions_ = check_flatbuffer(ByteView(fb_plain_.data(), fb_len), binary_.size, &model_);
   }
 
-  // §6 step 5: where the envelopes lie (§6.1), then each one against its check_code.
+  // §6 step 5: each envelope against its check_code (where they lie was checked with the
+  // FlatBuffer, §6.1).
   void check_weights() {
     report_.nets = model_->net()->size();
-    const auto regions = about("FlatBuffer", [&] {
-      return plan_sealed_regions(*model_, binaries_, binary_.size);
-    });
-    for (const SealedRegion& region : regions) {
+    for (const SealedRegion& region : regions_) {
       about("weights of net '" + region.net + "'", [&] { check_region(region); });
       encrypted_.emplace_back(region.start, region.size);
     }
@@ -172,11 +163,24 @@ class FileVerifier {
   SecretBytes fb_plain_;
   std::optional<Manifest> manifest_;
   const bmodel::Model* model_ = nullptr;
-  std::vector<BinaryRef> binaries_;
+  std::vector<SealedRegion> regions_;
   Ranges encrypted_;
 };
 
 }  // namespace
+
+std::vector<SealedRegion> check_flatbuffer(ByteView fb, uint64_t region_size, const bmodel::Model** model) {
+  if (fb.size > kMaxFlatBufferSize) throw Error(Errc::corrupt, "the FlatBuffer is over the 1 GiB limit");
+  const std::vector<BinaryRef> binaries = walk_flatbuffer(fb);
+  // A second line of defence before the generated accessors: flatc's verifier accepts
+  // everything the walk does (its table budget is set above the walk's).
+  flatbuffers::Verifier verifier(fb.data, fb.size, 64,
+                                 flatbuffers::uoffset_t(kMaxFlatBufferSize + kMaxWalkExtraCost));
+  if (!bmodel::VerifyModelBuffer(verifier)) throw Error(Errc::corrupt, "the FlatBuffer does not verify");
+  const bmodel::Model* root = bmodel::GetModel(fb.data);
+  if (model) *model = root;
+  return plan_sealed_regions(*root, binaries, region_size);
+}
 
 VerifyReport verify_bmodel(ByteView file, KeyRing& ring) { return FileVerifier(file, ring).run(); }
 

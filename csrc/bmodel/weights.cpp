@@ -28,7 +28,9 @@ std::map<Range, std::vector<User>> encrypted_coeffs(const bmodel::Model& model,
     const std::string name = net->name()->str();
     for (const bmodel::NetParameter* stage : *net->parameter()) {
       const bmodel::CoeffMem* coeff = stage->coeff_mem();
-      if (!coeff || !coeff->binary_coeff()) continue;
+      if (!coeff) continue;
+      // As the plain reader: the runtime dereferences binary_coeff.
+      if (!coeff->binary_coeff()) corrupt("net '" + name + "' has a coeff_mem without binary_coeff");
       if (coeff->encrypt_mode() == 1) {
         const Range r{coeff->binary_coeff()->start(), coeff->binary_coeff()->size()};
         auto& list = users[r];
