@@ -165,6 +165,8 @@ def plan_open(model: ModelT, region_size: int) -> Plan:
     opened: dict[tuple[int, int], list[tuple[str, CoeffMemT]]] = {}
     for net, _stage, cm in coeff_mems(model):
         if cm.encryptMode == 1:
+            if cm.binaryCoeff.size == 0:  # no envelope is empty (and clear spans must not touch)
+                raise Corrupt(f"the encrypted weights of net {net!r} are empty")
             opened.setdefault((cm.binaryCoeff.start, cm.binaryCoeff.size), []).append((net, cm))
         elif cm.encryptMode != 0:
             raise Corrupt(f"net {net!r} has unknown encrypt_mode {cm.encryptMode}")

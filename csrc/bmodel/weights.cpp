@@ -33,6 +33,7 @@ std::map<Range, std::vector<User>> encrypted_coeffs(const bmodel::Model& model,
       if (!coeff->binary_coeff()) corrupt("net '" + name + "' has a coeff_mem without binary_coeff");
       if (coeff->encrypt_mode() == 1) {
         const Range r{coeff->binary_coeff()->start(), coeff->binary_coeff()->size()};
+        if (r.second == 0) corrupt("the encrypted weights of net '" + name + "' are empty");
         auto& list = users[r];
         if (list.empty()) first_seen.push_back(r);
         list.push_back({name, coeff});
