@@ -23,10 +23,9 @@ struct VerifyReport {
   KeyId key_id{};
 };
 
-// FORMAT.md §6.1 on a FlatBuffer alone (without its manifest): the size limit, the walk of
-// walk.h, flatc's verifier, and where the encrypted weights lie in a binary region of
-// region_size bytes (UINT64_MAX: unknown, only overlaps are checked). Throws Error(corrupt).
-// `model`, if given, receives the root table (it points into fb).
+// FORMAT.md §6.1 on a FlatBuffer (without its manifest): the size limit, the walk of walk.h,
+// flatc's verifier, and where the encrypted weights lie in a binary region of region_size
+// bytes. Throws Error(corrupt). `model`, if given, receives the root table (it points into fb).
 std::vector<SealedRegion> check_flatbuffer(ByteView fb, uint64_t region_size,
                                            const bmodel::Model** model = nullptr);
 

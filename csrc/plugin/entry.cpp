@@ -11,7 +11,6 @@
 #include "envelope.h"
 #include "keyfile.h"
 #include "layout.h"
-#include "verify.h"
 
 namespace bmcrypt {
 namespace {
@@ -120,12 +119,7 @@ uint8_t* callback_decrypt(const uint8_t* in, uint64_t in_len, uint64_t* out_len)
     MallocBuffer out(h.plaintext_len);
     open_envelope(h, envelope, dk, out.get());
     if (h.kind == Kind::header_tail) parse_header_tail(out.get());
-    if (h.kind == Kind::flatbuffer) {
-      parse_manifest(ByteView(out.get(), size_t(h.plaintext_len)));
-      // The runtime gets no FlatBuffer that `bmcrypt verify` would refuse (FORMAT.md §6.1); the
-      // binary region is not known here, so only overlaps are checked, not its end.
-      check_flatbuffer(ByteView(out.get(), size_t(keep)), UINT64_MAX);
-    }
+    if (h.kind == Kind::flatbuffer) parse_manifest(ByteView(out.get(), size_t(h.plaintext_len)));
     *out_len = keep;
     return out.release();
   });
