@@ -37,7 +37,7 @@ from bmcrypt.bmodel._fbs.bmodel import NetParameter as ParamMod
 from bmcrypt.bmodel._fbs.bmodel.Binary import BinaryT
 from bmcrypt.bmodel._fbs.bmodel.Model import Model, ModelT
 from bmcrypt.bmodel.writer import pack_flatbuffer
-from bmcrypt.crypto import Kind, Manifest, clear_digest, clear_spans, seal
+from bmcrypt.crypto import KEY_BLOCK_OFFSET, Kind, Manifest, clear_digest, clear_spans, seal
 from bmcrypt.keys import generate_key_file, load_key_file
 from bmcrypt.native import plugin_path
 from bmcrypt.protect.opened import open_encrypted
@@ -48,7 +48,7 @@ from bmcrypt.protect.seal import pack_tail
 C_CODE = {errors.NotABmodel: 2, errors.Truncated: 3, errors.Corrupt: 4,
           errors.UnsupportedVersion: 5, errors.WrongKey: 6, errors.Tampered: 7}
 EXIT = {0: 0, 2: 3, 3: 3, 4: 3, 5: 3, 6: 4, 7: 5}
-E_CORRUPT, E_IO = 4, 12
+E_CORRUPT, E_TAMPERED, E_IO = 4, 7, 12
 
 
 # ------------------------------------------------------------------ the three verifiers
@@ -288,6 +288,25 @@ print(lib.bmcrypt_last_error_code())
                           timeout=60, env={"PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
     return int(done.stdout)
+
+
+@pytest.mark.parametrize(("where", "value", "expected"), [
+    ("header_size", 0, E_CORRUPT), ("header_size", 100, E_CORRUPT),
+    ("header_size", 231, E_CORRUPT),
+    # E₂'s key source: its key block must equal E₁'s, so this is "another file", not a bad block
+    ("e2_key_source", 0, E_TAMPERED), ("e2_key_source", 2, E_TAMPERED)])
+def test_a_damaged_header_gets_one_verdict(where: str, value: int, expected: int, mlp: Sealed,
+                                           key: Path, clib: CLibrary, tmp_path: Path) -> None:
+    path = tmp_path / "damaged.bmodel"
+    mlp.reseal(mlp.flatbuffer, path)
+    data = bytearray(path.read_bytes())
+    if where == "header_size":
+        struct.pack_into("<I", data, 4, value)
+    else:
+        data[struct.unpack_from("<I", data, 4)[0] + KEY_BLOCK_OFFSET] = value
+    path.write_bytes(data)
+    assert python_verdict(path, key)[0] == expected
+    assert clib.verify(path)[0] == expected
 
 
 # ------------------------------------------------------------------ random mutations

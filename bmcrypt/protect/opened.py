@@ -42,6 +42,8 @@ from bmcrypt.errors import (
 
 ENVELOPE_MAGIC = b"BMCE"
 TAIL_LEN = 56
+#: 8 clear bytes + the smallest envelope of the 56-byte tail (one segment: 152 + 56 + 16)
+MIN_HEADER_SIZE = 8 + HEADER_LEN + TAIL_LEN + 16
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,8 @@ def probe(mm: mmap.mmap | bytes, path: Path) -> Visible:
         if header_size == 64 and not any(mm[20:64]):
             raise NotEncrypted(f"{path} is a plain bmodel, not encrypted")
         raise ForeignEncrypted(f"{path} is encrypted, but not by bmcrypt")
+    if header_size < MIN_HEADER_SIZE:  # FORMAT.md §6 step 1, as the C verifier
+        raise Corrupt(f"{path}: header size {header_size} is too small")
     if header_size > len(mm):
         raise Truncated(f"{path}: the file ends inside its header")
     e1 = parse_header(mm[8:header_size])  # checks the envelope's length too

@@ -35,6 +35,20 @@ auto about(const std::string& what, F&& f) -> decltype(f()) {
   }
 }
 
+// FORMAT.md §6.1 on a FlatBuffer (without its manifest): the size limit, the walk, flatc's
+// verifier, then where the encrypted weights lie in a binary region of region_size bytes.
+std::vector<SealedRegion> check_flatbuffer(ByteView fb, uint64_t region_size, const bmodel::Model*& model) {
+  if (fb.size > kMaxFlatBufferSize) throw Error(Errc::corrupt, "the FlatBuffer is over the 1 GiB limit");
+  const std::vector<BinaryRef> binaries = walk_flatbuffer(fb);
+  // A second line of defence before the generated accessors: flatc's verifier accepts
+  // everything the walk does (its table budget is set above the walk's).
+  flatbuffers::Verifier verifier(fb.data, fb.size, 64,
+                                 flatbuffers::uoffset_t(kMaxFlatBufferSize + kMaxWalkExtraCost));
+  if (!bmodel::VerifyModelBuffer(verifier)) throw Error(Errc::corrupt, "the FlatBuffer does not verify");
+  model = bmodel::GetModel(fb.data);
+  return plan_sealed_regions(*model, binaries, region_size);
+}
+
 class FileVerifier {
  public:
   FileVerifier(ByteView file, KeyRing& ring) : file_(file), ring_(ring) {}
@@ -89,6 +103,10 @@ class FileVerifier {
     binary_ = file_.sub(header_size_ + fb, size_t(bin));
   }
 
+  // Another envelope of this file: its key block is not checked on its own, it must equal E1's
+  // (checked), so that an altered one reads as tampered, as in the Python reader.
+  static EnvelopeHeader parse_member(ByteView envelope) { return parse_envelope(envelope, false); }
+
   // An envelope of this file: the same file_id and key block as E1.
   void same_file(const EnvelopeHeader& h) const {
     if (h.file_id != e1_.file_id || !(h.key_block == e1_.key_block))
@@ -99,7 +117,7 @@ class FileVerifier {
   // without, whatever E1's kind: the Python reader's rule).
   void open_flatbuffer() {
     const ByteView e2 = file_.sub(header_size_, tail_.flatbuffers_size);
-    const EnvelopeHeader h = parse_envelope(e2);
+    const EnvelopeHeader h = parse_member(e2);
     same_file(h);
     fb_plain_.New(size_t(h.plaintext_len));
     open_envelope(h, e2, ring_.data_key(h), fb_plain_.data());
@@ -110,7 +128,7 @@ class FileVerifier {
     } else if (h.kind != Kind::generic) {
       throw Error(Errc::corrupt, "the FlatBuffer envelope has the wrong kind");
     }
-    regions_ = check_flatbuffer(ByteView(fb_plain_.data(), fb_len), binary_.size, &model_);
+    regions_ = check_flatbuffer(ByteView(fb_plain_.data(), fb_len), binary_.size, model_);
   }
 
   // §6 step 5: each envelope against its check_code (where they lie was checked with the
@@ -125,7 +143,7 @@ class FileVerifier {
 
   void check_region(const SealedRegion& region) {
     const ByteView envelope = binary_.sub(size_t(region.start), size_t(region.size));
-    const EnvelopeHeader h = parse_envelope(envelope);
+    const EnvelopeHeader h = parse_member(envelope);
     if (h.kind != Kind::weights && h.kind != Kind::generic)
       throw Error(Errc::corrupt, "not a weight envelope");
     same_file(h);
@@ -168,19 +186,6 @@ class FileVerifier {
 };
 
 }  // namespace
-
-std::vector<SealedRegion> check_flatbuffer(ByteView fb, uint64_t region_size, const bmodel::Model** model) {
-  if (fb.size > kMaxFlatBufferSize) throw Error(Errc::corrupt, "the FlatBuffer is over the 1 GiB limit");
-  const std::vector<BinaryRef> binaries = walk_flatbuffer(fb);
-  // A second line of defence before the generated accessors: flatc's verifier accepts
-  // everything the walk does (its table budget is set above the walk's).
-  flatbuffers::Verifier verifier(fb.data, fb.size, 64,
-                                 flatbuffers::uoffset_t(kMaxFlatBufferSize + kMaxWalkExtraCost));
-  if (!bmodel::VerifyModelBuffer(verifier)) throw Error(Errc::corrupt, "the FlatBuffer does not verify");
-  const bmodel::Model* root = bmodel::GetModel(fb.data);
-  if (model) *model = root;
-  return plan_sealed_regions(*root, binaries, region_size);
-}
 
 VerifyReport verify_bmodel(ByteView file, KeyRing& ring) { return FileVerifier(file, ring).run(); }
 

@@ -4,12 +4,10 @@
 #pragma once
 #include <cstdint>
 #include <string>
-#include <vector>
 
 #include "bytes.h"
 #include "kdf.h"
 #include "keyring.h"
-#include "weights.h"
 
 namespace bmcrypt {
 
@@ -22,12 +20,6 @@ struct VerifyReport {
   uint64_t nets = 0;
   KeyId key_id{};
 };
-
-// FORMAT.md §6.1 on a FlatBuffer (without its manifest): the size limit, the walk of walk.h,
-// flatc's verifier, and where the encrypted weights lie in a binary region of region_size
-// bytes. Throws Error(corrupt). `model`, if given, receives the root table (it points into fb).
-std::vector<SealedRegion> check_flatbuffer(ByteView fb, uint64_t region_size,
-                                           const bmodel::Model** model = nullptr);
 
 // Throws Error naming the first failing step: not_a_bmodel, not_encrypted, foreign_encrypted,
 // truncated, corrupt, unsupported_version, no_key, wrong_key, tampered (with what was altered).
