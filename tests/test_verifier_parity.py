@@ -37,7 +37,15 @@ from bmcrypt.bmodel._fbs.bmodel import NetParameter as ParamMod
 from bmcrypt.bmodel._fbs.bmodel.Binary import BinaryT
 from bmcrypt.bmodel._fbs.bmodel.Model import Model, ModelT
 from bmcrypt.bmodel.writer import pack_flatbuffer
-from bmcrypt.crypto import KEY_BLOCK_OFFSET, Kind, Manifest, clear_digest, clear_spans, seal
+from bmcrypt.crypto import (
+    KEY_BLOCK_OFFSET,
+    FileKeys,
+    Kind,
+    Manifest,
+    clear_digest,
+    clear_spans,
+    seal,
+)
 from bmcrypt.keys import generate_key_file, load_key_file
 from bmcrypt.native import plugin_path
 from bmcrypt.protect.opened import open_encrypted
@@ -105,7 +113,7 @@ def clib(tmp_path_factory: pytest.TempPathFactory, key: Path) -> CLibrary:
 class Sealed:
     """A sealed model opened with its key: everything needed to seal a changed FlatBuffer."""
 
-    opened: object
+    keys: FileKeys
     flatbuffer: bytes
     binary: bytes
     manifest: Manifest
@@ -128,7 +136,7 @@ class Sealed:
 
     def reseal(self, fb: bytes, out: Path) -> None:
         """Write the file with `fb` sealed in place of the FlatBuffer."""
-        keys = self.opened.keys  # type: ignore[attr-defined]
+        keys = self.keys
         e2 = bytes(seal(keys, Kind.FLATBUFFER, fb + Manifest(len(fb), *self.digest(fb)).pack()))
         e1 = seal(keys, Kind.HEADER_TAIL, pack_tail(len(e2), len(self.binary)))
         out.write_bytes(b"\xee\xaa\x55\xff" + struct.pack("<I", 8 + len(e1)) + e1 + e2
@@ -138,7 +146,7 @@ class Sealed:
 def _sealed(plain: Path, key: Path, out: Path) -> Sealed:
     workflow.encrypt_model(plain, load_key_file(key), output=out)
     with open_encrypted(out, load_key_file(key)) as o:
-        return Sealed(o, o.flatbuffer, bytes(o.mm[o.binary_offset:]), o.manifest)
+        return Sealed(o.keys, o.flatbuffer, bytes(o.mm[o.binary_offset:]), o.manifest)
 
 
 @pytest.fixture(scope="module")
