@@ -103,7 +103,10 @@ BMCRYPT_API void bmcrypt_free(void* p);
 
 /* ---- whole files ----------------------------------------------------------------------------- */
 
-/* Verifies an encrypted bmodel completely with the registered keys (docs/FORMAT.md §6). */
+/* Verifies an encrypted bmodel completely with the registered keys (docs/FORMAT.md §6, with the
+ * FlatBuffer and layout rules of §6.1): the same verdict as `bmcrypt verify`. A path that is not
+ * a regular file (FIFO, socket, device, directory) is refused with BMCRYPT_E_IO ("... is not a
+ * regular file") before any open that could block. */
 BMCRYPT_API bool bmcrypt_verify_file(const char* path);
 /* Verifies the file like bmcrypt_verify_file, then loads it into p_bmrt (from bmrt_create) with
  * the vendor runtime's bmrt_load_bmodel_with_decrypt and bmcrypt's decrypt callback. A wrong key

@@ -21,16 +21,18 @@ import os
 import struct
 
 from bmcrypt.bmodel.header import EncryptionState, HeaderProbe, probe_header
-from bmcrypt.crypto import Keyring
+from bmcrypt.crypto import HEADER_LEN, Keyring
 from bmcrypt.crypto.envelope_header import MAGIC as ENVELOPE_MAGIC
 from bmcrypt.errors import ForeignEncrypted, NoKey
 from bmcrypt.files.opening import open_input_file
 
 TAIL_LEN = 56  # the header tail the runtime decrypts: u32 fb size, u64 binary size, 44 zeros
+#: 8 clear bytes + the smallest envelope of the tail (one segment: 152 + 56 + 16)
+MIN_HEADER_SIZE = 8 + HEADER_LEN + TAIL_LEN + 16
 PROBE_LEN = 64  # the clear bytes that say what a file is
 
-__all__ = ["ENVELOPE_MAGIC", "PROBE_LEN", "TAIL_LEN", "FileState", "classify", "file_state",
-           "pack_tail", "require_openable", "state_of"]
+__all__ = ["ENVELOPE_MAGIC", "MIN_HEADER_SIZE", "PROBE_LEN", "TAIL_LEN", "FileState", "classify",
+           "file_state", "pack_tail", "require_openable", "state_of"]
 
 
 class FileState(enum.StrEnum):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bmcrypt.bmodel import ModelT, decode_flatbuffer, unpack_flatbuffer
 from bmcrypt.bmodel.header import MAGIC_BYTES
+from bmcrypt.bmodel.reader import MAX_FLATBUFFER_SIZE
 from bmcrypt.crypto import (
     HEADER_LEN,
     FileKeys,
@@ -35,7 +36,7 @@ from bmcrypt.errors import (
     Truncated,
 )
 from bmcrypt.files.opening import open_input_file
-from bmcrypt.protect.container import ENVELOPE_MAGIC, TAIL_LEN
+from bmcrypt.protect.container import ENVELOPE_MAGIC, MIN_HEADER_SIZE, TAIL_LEN
 from bmcrypt.protect.manifest import Manifest, parse_manifest
 
 
@@ -97,6 +98,8 @@ def probe(mm: mmap.mmap | bytes, path: Path) -> Visible:
         if header_size == 64 and not any(mm[20:64]):
             raise NotEncrypted(f"{path} is a plain bmodel, not encrypted")
         raise ForeignEncrypted(f"{path} is encrypted, but not by bmcrypt")
+    if header_size < MIN_HEADER_SIZE:  # FORMAT.md §6 step 1, as the C verifier
+        raise Corrupt(f"{path}: header size {header_size} is too small")
     if header_size > len(mm):
         raise Truncated(f"{path}: the file ends inside its header")
     e1 = parse_header(mm[8:header_size])  # checks the envelope's length too
@@ -153,6 +156,8 @@ def _open(p: Path, mm: mmap.mmap, keyring: Keyring) -> Opened:
         fb = bytes(plain)
     else:
         raise Corrupt(f"{p}: the FlatBuffer envelope has kind {e2.kind}")
+    if len(fb) > MAX_FLATBUFFER_SIZE:  # the plain reader's limit (FORMAT.md §6.1)
+        raise Corrupt(f"{p}: the FlatBuffer is over the 1 GiB limit")
     decode_flatbuffer(fb)  # verify before anyone trusts an offset in it
     return Opened(p, mm, len(mm), header_size, e1, keys, bytes(e1.key_block), fb_size, binary_size,
                   fb, manifest)

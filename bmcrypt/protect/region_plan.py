@@ -153,9 +153,14 @@ def plan_seal(
 
 def plan_open(model: ModelT, region_size: int) -> Plan:
     """Plan the plain binary region of an encrypted model and rewrite `model` to match it."""
+    for net in model.net or []:  # as the plain reader: the runtime dereferences binary_coeff
+        if any(p.coeffMem and p.coeffMem.binaryCoeff is None for p in net.parameter or []):
+            raise Corrupt(f"net {_text(net.name)!r} has a coeff_mem without binary_coeff")
     opened: dict[tuple[int, int], list[tuple[str, CoeffMemT]]] = {}
     for net, _stage, cm in coeff_mems(model):
         if cm.encryptMode == 1:
+            if cm.binaryCoeff.size == 0:  # no envelope is empty (and clear spans must not touch)
+                raise Corrupt(f"the encrypted weights of net {net!r} are empty")
             opened.setdefault((cm.binaryCoeff.start, cm.binaryCoeff.size), []).append((net, cm))
         elif cm.encryptMode != 0:
             raise Corrupt(f"net {net!r} has unknown encrypt_mode {cm.encryptMode}")

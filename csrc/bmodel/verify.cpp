@@ -1,15 +1,17 @@
 #include "verify.h"
 
 #include <cstring>
-#include <map>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include <cryptopp/sha.h>
 
 #include "bmodel_generated.h"
 #include "error.h"
 #include "layout.h"
+#include "walk.h"
+#include "weights.h"
 
 namespace bmcrypt {
 namespace {
@@ -33,10 +35,19 @@ auto about(const std::string& what, F&& f) -> decltype(f()) {
   }
 }
 
-struct WeightRegion {
-  uint64_t plaintext_len;
-  Digest sha256;
-};
+// FORMAT.md §6.1 on a FlatBuffer (without its manifest): the size limit, the walk, flatc's
+// verifier, then where the encrypted weights lie in a binary region of region_size bytes.
+std::vector<SealedRegion> check_flatbuffer(ByteView fb, uint64_t region_size, const bmodel::Model*& model) {
+  if (fb.size > kMaxFlatBufferSize) throw Error(Errc::corrupt, "the FlatBuffer is over the 1 GiB limit");
+  const std::vector<BinaryRef> binaries = walk_flatbuffer(fb);
+  // A second line of defence before the generated accessors: flatc's verifier accepts
+  // everything the walk does (its table budget is set above the walk's).
+  flatbuffers::Verifier verifier(fb.data, fb.size, 64,
+                                 flatbuffers::uoffset_t(kMaxFlatBufferSize + kMaxWalkExtraCost));
+  if (!bmodel::VerifyModelBuffer(verifier)) throw Error(Errc::corrupt, "the FlatBuffer does not verify");
+  model = bmodel::GetModel(fb.data);
+  return plan_sealed_regions(*model, binaries, region_size);
+}
 
 class FileVerifier {
  public:
@@ -92,80 +103,61 @@ class FileVerifier {
     binary_ = file_.sub(header_size_ + fb, size_t(bin));
   }
 
-  // An envelope of this file: the kind its place requires, the same file_id and key block as E1.
-  EnvelopeHeader parse_member(ByteView envelope, Kind typed_kind) {
-    EnvelopeHeader h = parse_envelope(envelope);
-    if (h.kind != (report_.typed ? typed_kind : Kind::generic))
-      throw Error(Errc::corrupt, "envelope of the wrong kind");
+  // Another envelope of this file: its key block is not checked on its own, it must equal E1's
+  // (checked), so that an altered one reads as tampered, as in the Python reader.
+  static EnvelopeHeader parse_member(ByteView envelope) { return parse_envelope(envelope, false); }
+
+  // An envelope of this file: the same file_id and key block as E1.
+  void same_file(const EnvelopeHeader& h) const {
     if (h.file_id != e1_.file_id || !(h.key_block == e1_.key_block))
       throw Error(Errc::tampered, "envelope from another file");
-    return h;
   }
 
-  // §6 step 4: E2, its manifest, the FlatBuffer.
+  // §6 step 4: E2, its manifest, the FlatBuffer (kind 2 with a manifest, or model_tool's kind 0
+  // without, whatever E1's kind: the Python reader's rule).
   void open_flatbuffer() {
     const ByteView e2 = file_.sub(header_size_, tail_.flatbuffers_size);
-    const EnvelopeHeader h = parse_member(e2, Kind::flatbuffer);
+    const EnvelopeHeader h = parse_member(e2);
+    same_file(h);
     fb_plain_.New(size_t(h.plaintext_len));
     open_envelope(h, e2, ring_.data_key(h), fb_plain_.data());
     size_t fb_len = fb_plain_.size();
-    if (report_.typed) {
+    if (h.kind == Kind::flatbuffer) {
       manifest_ = parse_manifest(ByteView(fb_plain_.data(), fb_plain_.size()));
       fb_len -= kManifestSize;
+    } else if (h.kind != Kind::generic) {
+      throw Error(Errc::corrupt, "the FlatBuffer envelope has the wrong kind");
     }
-    if (fb_len >= FLATBUFFERS_MAX_BUFFER_SIZE) throw Error(Errc::corrupt, "FlatBuffer too large");
-    flatbuffers::Verifier verifier(fb_plain_.data(), fb_len, 64, 10'000'000);
-    if (!bmodel::VerifyModelBuffer(verifier))
-      throw Error(Errc::corrupt, "the FlatBuffer does not verify");
-    model_ = bmodel::GetModel(fb_plain_.data());
+    regions_ = check_flatbuffer(ByteView(fb_plain_.data(), fb_len), binary_.size, model_);
   }
 
-  // §6 step 5: every encrypted coeff.
+  // §6 step 5: each envelope against its check_code (where they lie was checked with the
+  // FlatBuffer, §6.1).
   void check_weights() {
-    const auto* nets = model_->net();
-    for (flatbuffers::uoffset_t i = 0; i < nets->size(); ++i) {
-      const bmodel::Net* net = nets->Get(i);
-      const std::string what = "weights of net '" + net->name()->str() + "'";
-      ++report_.nets;
-      if (!net->parameter()) continue;
-      for (const bmodel::NetParameter* stage : *net->parameter()) {
-        const bmodel::CoeffMem* coeff = stage->coeff_mem();
-        if (coeff && coeff->encrypt_mode() != 0) about(what, [&] { check_coeff(*coeff); });
-      }
+    report_.nets = model_->net()->size();
+    for (const SealedRegion& region : regions_) {
+      about("weights of net '" + region.net + "'", [&] { check_region(region); });
+      encrypted_.emplace_back(region.start, region.size);
     }
   }
 
-  void check_coeff(const bmodel::CoeffMem& coeff) {
-    if (coeff.encrypt_mode() != 1)
-      throw Error(Errc::corrupt, "unknown encrypt_mode " + std::to_string(coeff.encrypt_mode()));
-    const bmodel::Binary* range = coeff.binary_coeff();
-    if (!range || range->start() > binary_.size || range->size() > binary_.size - range->start())
-      throw Error(Errc::corrupt, "the encrypted coeff lies outside the binary region");
-    const auto key = std::make_pair(range->start(), range->size());
-    auto seen = regions_.find(key);
-    if (seen == regions_.end()) {
-      seen = regions_.emplace(key, open_weights(binary_.sub(size_t(key.first), size_t(key.second)))).first;
-      encrypted_.push_back(key);
-      ++report_.weight_envelopes;
-      report_.weight_bytes += seen->second.plaintext_len;
-    }
-    if (seen->second.plaintext_len != coeff.decrypt_size())
+  void check_region(const SealedRegion& region) {
+    const ByteView envelope = binary_.sub(size_t(region.start), size_t(region.size));
+    const EnvelopeHeader h = parse_member(envelope);
+    if (h.kind != Kind::weights && h.kind != Kind::generic)
+      throw Error(Errc::corrupt, "not a weight envelope");
+    same_file(h);
+    if (h.plaintext_len != region.decrypt_size)
       throw Error(Errc::corrupt, "decrypt_size does not match the envelope");
-    const auto* check = coeff.check_code();
-    if (!check || check->size() != seen->second.sha256.size())
-      throw Error(Errc::corrupt, "check_code is not a SHA-256");
-    if (std::memcmp(check->data(), seen->second.sha256.data(), seen->second.sha256.size()) != 0)
-      throw Error(Errc::tampered, "the weights do not match their check_code");
-  }
-
-  WeightRegion open_weights(ByteView envelope) {
-    const EnvelopeHeader h = parse_member(envelope, Kind::weights);
     CryptoPP::SHA256 sha;
-    stream_envelope(h, envelope, ring_.data_key(h),
-                    [&](const uint8_t* p, size_t n) { sha.Update(p, n); });
-    WeightRegion region{h.plaintext_len, {}};
-    sha.Final(region.sha256.data());
-    return region;
+    stream_envelope(h, envelope, ring_.data_key(h), [&](const uint8_t* p, size_t n) { sha.Update(p, n); });
+    Digest digest;
+    sha.Final(digest.data());
+    if (region.check_code.size != digest.size() ||
+        std::memcmp(region.check_code.data, digest.data(), digest.size()) != 0)
+      throw Error(Errc::tampered, "the weights do not match their check_code");
+    ++report_.weight_envelopes;
+    report_.weight_bytes += h.plaintext_len;
   }
 
   // §6 step 6.
@@ -189,7 +181,7 @@ class FileVerifier {
   SecretBytes fb_plain_;
   std::optional<Manifest> manifest_;
   const bmodel::Model* model_ = nullptr;
-  std::map<std::pair<uint64_t, uint64_t>, WeightRegion> regions_;
+  std::vector<SealedRegion> regions_;
   Ranges encrypted_;
 };
 

@@ -50,9 +50,10 @@ uint64_t envelope_size(uint64_t plaintext_len, unsigned seg_log2);
 bool has_envelope_magic(ByteView bytes);
 
 // Parses and checks everything §3.1 requires before any allocation or decryption, including
-// the exact length and the key block's own limits. Throws Error (truncated, corrupt,
+// the exact length and (unless check_key_block is false: the caller compares it with a key
+// block it checked) the key block's own limits. Throws Error (truncated, corrupt,
 // unsupported_version).
-EnvelopeHeader parse_envelope(ByteView envelope);
+EnvelopeHeader parse_envelope(ByteView envelope, bool check_key_block = true);
 
 // Decrypts all segments into out[0, plaintext_len), in parallel when there are many. Nothing is
 // valid unless every segment authenticated: on failure out is wiped and Error(tampered) thrown.

@@ -80,8 +80,25 @@ SecretBytes parse_key_text(const std::string& where, const char* text, size_t si
   return key;
 }
 
+namespace {
+
+// One message for every kind of non-regular file, from the mode alone.
+void require_regular(const std::string& path, mode_t mode) {
+  if (S_ISDIR(mode)) refuse(path + " is a directory, not a key file");
+  if (!S_ISREG(mode)) refuse(path + " is not a regular file");
+}
+
+}  // namespace
+
 SecretBytes read_key_file(const std::string& path) {
-  // O_NONBLOCK: a FIFO at that path must not hang us before we can refuse it.
+  // A FIFO, socket or device is refused before any open (a FIFO's open waits for a writer, a
+  // socket's fails with ENXIO); O_NONBLOCK covers a swap in between, fstat judges what opened.
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) refuse("key file " + path + " does not exist");
+    refuse("cannot open key file " + path + ": " + std::strerror(errno));
+  }
+  require_regular(path, st.st_mode);
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) refuse("key file " + path + " does not exist");
@@ -91,10 +108,8 @@ SecretBytes read_key_file(const std::string& path) {
     int fd;
     ~Closer() { ::close(fd); }
   } closer{fd};
-  struct stat st;
   if (::fstat(fd, &st) != 0) refuse("cannot open key file " + path + ": " + std::strerror(errno));
-  if (S_ISDIR(st.st_mode)) refuse(path + " is a directory, not a key file");
-  if (!S_ISREG(st.st_mode)) refuse(path + " is not a regular file");
+  require_regular(path, st.st_mode);
   if (st.st_mode & 077) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", unsigned(st.st_mode & 07777));

@@ -17,20 +17,33 @@ namespace {
   throw Error(Errc::io, "cannot " + std::string(what) + " " + path + ": " + std::strerror(err));
 }
 
+// One message for every kind of non-regular file, from the mode alone.
+void require_regular(const std::string& path, mode_t mode) {
+  if (S_ISDIR(mode)) throw Error(Errc::io, path + " is a directory, not a bmodel file");
+  if (!S_ISREG(mode)) throw Error(Errc::io, path + " is not a regular file");
+}
+
 }  // namespace
 
 MappedFile::MappedFile(const std::string& path) {
-  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd_ < 0) fail(path, "open", errno);
+  // A FIFO, socket or device is refused before any open that could block (a FIFO's open waits
+  // for a writer) or have side effects; O_NONBLOCK covers the path being swapped in between,
+  // and fstat then judges the file actually opened.
   struct stat st;
+  if (::stat(path.c_str(), &st) != 0) fail(path, "open", errno);
+  require_regular(path, st.st_mode);
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd_ < 0) fail(path, "open", errno);
   if (::fstat(fd_, &st) != 0) {
     const int err = errno;
     ::close(fd_);
     fail(path, "stat", err);
   }
-  if (!S_ISREG(st.st_mode)) {
+  try {
+    require_regular(path, st.st_mode);
+  } catch (...) {
     ::close(fd_);
-    throw Error(Errc::io, "not a regular file: " + path);
+    throw;
   }
   size_ = size_t(st.st_size);
   if (size_ > 0) {
