@@ -25,7 +25,6 @@ from pathlib import Path
 
 import flatbuffers
 import pytest
-from bmcrypt.native import plugin_path
 from clitools import bmcrypt
 from conftest import MLP, ROOT
 from synth import random_model
@@ -48,6 +47,7 @@ from bmcrypt.crypto import (
     seal,
 )
 from bmcrypt.keys import generate_key_file, load_key_file
+from bmcrypt.plugin import plugin_path
 from bmcrypt.protect.container import pack_tail
 from bmcrypt.protect.opened import open_encrypted
 from bmcrypt.protect.region_plan import walk_binaries
