@@ -37,18 +37,11 @@ from bmcrypt.bmodel._fbs.bmodel import NetParameter as ParamMod
 from bmcrypt.bmodel._fbs.bmodel.Binary import BinaryT
 from bmcrypt.bmodel._fbs.bmodel.Model import Model, ModelT
 from bmcrypt.bmodel.writer import pack_flatbuffer
-from bmcrypt.crypto import (
-    KEY_BLOCK_OFFSET,
-    FileKeys,
-    Kind,
-    Manifest,
-    clear_digest,
-    clear_spans,
-    seal,
-)
+from bmcrypt.crypto import KEY_BLOCK_OFFSET, FileKeys, Kind, seal
 from bmcrypt.keys import generate_key_file, load_key_file
 from bmcrypt.plugin import plugin_path
 from bmcrypt.protect.container import pack_tail
+from bmcrypt.protect.manifest import Manifest, clear_digest, clear_spans
 from bmcrypt.protect.opened import open_encrypted
 from bmcrypt.protect.region_plan import walk_binaries
 
