@@ -18,6 +18,8 @@
 #   KEEP_BUILD   1 = keep the staging dir after success (it is always kept after a failure)
 #   BMCRYPT_CACHE  cache root (venv, runtime, staging)  default ~/.cache/bmcrypt
 #   PY           the Python 3.10 for the venv           default: pyenv's newest 3.10
+#   SHARE_NET_CACHE  keep the share-cache nets compiled here across runs (keyed by the hash
+#                of each net's ONNX and flags)           default: inside the staging dir
 #
 # Everything is built in a staging dir. A file reaches OUT only after it was verified, and
 # only if OUT lacks it (or REPLACE=1 and its content differs). Rebuilds are not byte-identical
@@ -185,7 +187,7 @@ build_share() {
   local w=$STAGE/llm u f results=() statics=() dyn std
   mkdir -p "$w" && cd "$w"
   checkpoint
-  export MODEL_TOOL NET_CACHE=$w/share_nets
+  export MODEL_TOOL NET_CACHE=${SHARE_NET_CACHE:-$w/share_nets}
   say "share: prefix, questions and reference answers (transformers float32, greedy)"
   quietly share_reference.log "$PYTHON" "$TOOLS/share_reference.py" tiny-qwen2 share_reference.json
   for u in $UNSHARES; do
@@ -207,8 +209,11 @@ build_share() {
     share_reference.json result_standard.json --standard
   say "share: equal weights in the share builds"
   quietly coeff.log "$PYTHON" "$TOOLS/coeff_compare.py" "$MODEL_TOOL" "${statics[@]}" --json coeff.json
+  # recorded, not required: does the dynamic build carry the same weights as well?
+  "$PYTHON" "$TOOLS/coeff_compare.py" "$MODEL_TOOL" "${statics[0]}" "$dyn" --json coeff_dynamic.json \
+    > coeff_dynamic.log 2>&1 || true
   quietly share_json.log "$PYTHON" "$TOOLS/share_json.py" "$STAGE/ready/share_cache.json" \
-    --reference share_reference.json --coeff coeff.json \
+    --reference share_reference.json --coeff coeff.json --dynamic-coeff coeff_dynamic.json \
     --version "$("$MODEL_TOOL" --info "${statics[0]}" | sed -n 's/^bmodel version: //p')" \
     --share "${results[@]:0:${#statics[@]}}" --dynamic "${results[-1]}" --standard result_standard.json
 }
