@@ -15,7 +15,6 @@ on the device instead of decrypted).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,9 +29,12 @@ pytestmark = pytest.mark.runtime
 FIX = Path(__file__).resolve().parent / "fixtures"
 CASE = json.loads((FIX / "share_cache.json").read_text())
 TOKENIZER = FIX / CASE["tokenizer"]
-SHARE = [FIX / name for name in CASE["share_models"]]  # largest unshare length first
-DYNAMIC = FIX / CASE["dynamic_model"]
-STANDARD = FIX / CASE["standard_model"]
+SHARE = [FIX / m["file"] for m in CASE["share_models"]]  # largest unshare length first
+DYNAMIC = FIX / CASE["dynamic_model"]["file"]
+STANDARD = FIX / CASE["standard_model"]["file"]
+S = CASE["share_models"][0]["share_length"]
+U = CASE["share_models"][0]["unshare_length"]
+SEQ = CASE["share_models"][0]["seq_length"]
 PREFIX: list[int] = CASE["prefix_ids"]
 QUESTIONS: list[list[int]] = CASE["questions"]
 REFERENCE: list[list[int]] = CASE["reference"]
@@ -56,11 +58,6 @@ def session(paths: list[Path], key: object = None, **kwargs: object) -> ChatSess
 
 def answers(chat: ChatSession) -> list[list[int]]:
     return [chat.complete(q).tokens for q in QUESTIONS]
-
-
-def _builds() -> Iterator[tuple[str, Path]]:
-    for path in [*SHARE, DYNAMIC]:
-        yield path.name, path
 
 
 # ---------------------------------------------------------------- greedy, against the reference
@@ -134,7 +131,7 @@ def test_switching_builds_keeps_the_prefix_and_one_copy_of_the_weights(resident:
 
 
 def test_limits_are_clear_errors_and_generate_nothing():
-    s, u = CASE["share_length"], CASE["unshare_lengths"][0]
+    s, u = S, U
     with session([SHARE[0]]) as chat:
         with pytest.raises(PromptTooLong, match="shared prefix has"):
             chat.share([5] * (s + 1))
@@ -144,6 +141,6 @@ def test_limits_are_clear_errors_and_generate_nothing():
             chat.complete([5] * (u + 1))
         long = chat.complete(QUESTIONS[0], config=GenerationConfig(max_new_tokens=None))
         assert long.stats.stop in ("sequence_full", "eos")
-        assert len(PREFIX) + len(QUESTIONS[0]) + len(long.tokens) <= CASE["seq_length"]
+        assert len(PREFIX) + len(QUESTIONS[0]) + len(long.tokens) <= SEQ
     with session([STANDARD]) as chat, pytest.raises(ChatError, match="not a share-cache build"):
         chat.share(PREFIX)
