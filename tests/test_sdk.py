@@ -126,11 +126,18 @@ def build_dir(arch: str) -> Path:
     return ROOT / "build" / f"sdk-{arch}" / "tests" / "native"
 
 
-def sdk_doc_block(name: str) -> str:
-    """The shell block of docs/sdk.md tagged `<!-- test: NAME -->`: the tests run the docs."""
-    match = re.search(rf"<!-- test: {name} -->\s*```sh\n(.*?)```", SDK_DOC.read_text(), re.S)
-    assert match, f"docs/sdk.md has no block tagged 'test: {name}'"
+def doc_block(doc: Path, name: str) -> str:
+    """The shell block of `doc` tagged `<!-- test: NAME -->`: the tests run the docs."""
+    match = re.search(rf"<!-- test: {name} -->\s*```sh\n(.*?)```", doc.read_text(), re.S)
+    assert match, f"{doc.name} has no block tagged 'test: {name}'"
     return match[1]
+
+
+def sdk_doc_block(name: str) -> str:
+    """A tagged block of docs/sdk.md; README.md repeats it word for word."""
+    block = doc_block(SDK_DOC, name)
+    assert doc_block(ROOT / "README.md", name) == block, "README.md and docs/sdk.md differ"
+    return block
 
 
 # ---------------------------------------------------------------- what the tarballs hold
