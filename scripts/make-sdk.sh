@@ -40,13 +40,15 @@ for arch in "$@"; do
   name=bmcrypt-sdk-$version-$arch
   stage=$build/stage/$name
   echo "make-sdk: $name" >&2
+  mkdir -p "$build"
   cmake -S . -B "$build" "${generator[@]}" "${toolchain[@]}" -DCMAKE_BUILD_TYPE=Release \
     -DBMCRYPT_BUILD_PYTHON=OFF -DBMCRYPT_BUILD_TESTS=ON -DBMCRYPT_INSTALL_ROOT= \
     -DCRYPTOPP_LIBRARY="$cryptopp" \
     -DCMAKE_SHARED_LINKER_FLAGS="-static-libstdc++ -static-libgcc" >"$build.log" 2>&1 \
-    || { tail -30 "$build.log" >&2; exit 1; }
+    || { tail -30 "$build.log" >&2; echo "make-sdk: error: cmake could not configure $arch (log: $build.log)" >&2; exit 1; }
   cmake --build "$build" -j "$jobs" --target bmcrypt test_vectors test_plugin bench_decrypt \
-    >>"$build.log" 2>&1 || { tail -40 "$build.log" >&2; exit 1; }
+    >>"$build.log" 2>&1 \
+    || { tail -40 "$build.log" >&2; echo "make-sdk: error: the $arch build failed (log: $build.log)" >&2; exit 1; }
 
   rm -rf "$build/stage"
   cmake --install "$build" --prefix "$stage" >>"$build.log" 2>&1
