@@ -58,6 +58,8 @@ for arch in "$@"; do
   "$cc" -std=c11 -O2 -Wall -Wextra -Werror sdk/bmcrypt-verify.c -o "$stage/bin/bmcrypt-verify" \
     -I"$stage/include" -L"$stage/lib" -lbmcrypt -Wl,-rpath,'$ORIGIN/../lib'
   cp sdk/bmcrypt-verify.c "$stage/share/bmcrypt/"
+  # For cross-building against this SDK with CMake on a Debian PC (docs/sdk.md).
+  [ "$arch" = x86_64 ] || cp "cmake/$triplet.cmake" "$stage/share/bmcrypt/"
   sed "s/@VERSION@/$version/g; s/@ARCH@/$arch/g" sdk/README.md >"$stage/README.md"
   mkdir -p dist
   tar -czf "dist/$name.tar.gz" --owner=0 --group=0 --sort=name -C "$build/stage" "$name"

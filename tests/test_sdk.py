@@ -150,6 +150,7 @@ def test_the_tarball_holds_library_header_cmake_pkgconfig_readme_and_tool(sdk, a
                 "lib/cmake/bmcrypt/bmcryptConfigVersion.cmake", "lib/pkgconfig/bmcrypt.pc",
                 "README.md", "bin/bmcrypt-verify", "share/bmcrypt/bmcrypt-verify.c"):
         assert (root / rel).is_file(), rel
+    assert (root / "share/bmcrypt/aarch64-linux-gnu.cmake").is_file() == (arch == "aarch64")
     header = (root / "include" / "bmcrypt.h").read_bytes()
     assert header == (ROOT / "include" / "bmcrypt.h").read_bytes()
     assert f"SDK {VERSION} for {arch}" in (root / "README.md").read_text()
@@ -297,6 +298,26 @@ def test_a_c_program_built_against_the_unpacked_aarch64_sdk_alone(tarballs, mode
     codes = {what: int(code) for what, code in re.findall(r"^(.+?): code (\d+) ", r.stdout, re.M)}
     assert codes["right key"] == OK
     assert codes["wrong key"] == WRONG_KEY and codes["tampered"] == TAMPERED
+
+
+def test_the_cmake_package_of_the_unpacked_aarch64_sdk(tarballs, models: Models, tmp_path: Path):
+    """docs/sdk.md's CMakeLists.txt and cross-build lines: find_package(bmcrypt) from the SDK."""
+    shutil.copy(tarballs["aarch64"], tmp_path)
+    shutil.copy(ROOT / "tests" / "native" / "sdk_check.c", tmp_path / "app.c")
+    lists = re.search(r"<!-- test: cmake-lists -->\s*```cmake\n(.*?)```", SDK_DOC.read_text(), re.S)
+    assert lists
+    (tmp_path / "CMakeLists.txt").write_text(lists[1])
+    env = {k: os.environ[k] for k in ("PATH", "HOME")}
+    script = doc_block(SDK_DOC, "cross-build").splitlines()[0] + "\n" + doc_block(
+        SDK_DOC, "cmake-cross-build")  # the same `tar xzf` first
+    build = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    app = tmp_path / "build" / "app"
+    assert app.read_bytes()[18] == ELF_MACHINE["aarch64"]
+    r = run_on("aarch64", app, models.dir)
+    assert r.returncode == 0 and re.search(r"^sdk_check: \d+ checks, 0 failed$", r.stdout, re.M), (
+        r.stdout + r.stderr)
 
 
 # ---------------------------------------------------------------- emulated speed (a report)
