@@ -4,14 +4,15 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench fuzz install sysdeps runtime clean
+.PHONY: demo test bench fuzz install sysdeps crossdeps runtime sdk clean
 
 ## Install everything and run the main job end to end on a shipped fixture.
 demo: install runtime
 	@scripts/demo.sh
 
-## Install everything and run the test suite against the real vendor runtime.
-test: install runtime
+## Install everything and run the test suite against the real vendor runtime (the aarch64 SDK
+## tests run under qemu-aarch64, hence the cross toolchain).
+test: install runtime crossdeps
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 ## Benchmarks against same-run baselines (cp + sync, openssl speed, the vendor flow); see docs/benchmarks.md.
@@ -25,6 +26,13 @@ fuzz: install
 
 sysdeps:
 	@scripts/install-system-deps.sh
+
+crossdeps:
+	@scripts/install-cross-deps.sh
+
+## The C SDK: dist/bmcrypt-sdk-<version>-{x86_64,aarch64}.tar.gz (docs/sdk.md).
+sdk: sysdeps crossdeps
+	@scripts/make-sdk.sh
 
 $(PY):
 	python3 -m venv $(VENV)

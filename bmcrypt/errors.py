@@ -189,8 +189,10 @@ class Locked(FileSafetyError):
 
 class VendorRuntimeError(BmcryptError):
     exit_code = 9
-    default_hint = ("run scripts/fetch-runtime.sh, or pass --runtime DIR with libbmrt.so and "
-                    "libbmlib.so")
+    # What an installed user can do: nothing here may name a script of the source tree.
+    default_hint = ("pass --runtime DIR or set BMCRYPT_RUNTIME_DIR to the directory with "
+                    "libbmrt.so and libbmlib.so: /opt/sophon/libsophon-current/lib on a device "
+                    "or a host with libsophon, or the lib/ of the tpu_mlir 1.30.2 simulator")
 
 
 # ---------------------------------------------------------------- signals

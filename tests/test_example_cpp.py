@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from clitools import bmcrypt
 from conftest import MLP, QWEN, ROOT
 
 import bmcrypt as bmcrypt_package
-from bmcrypt.plugin import cmake_dir
+from bmcrypt.plugin import cmake_dir, plugin_path
 
 pytestmark = [pytest.mark.runtime, pytest.mark.slow]
 
@@ -50,20 +50,50 @@ def installed_cmake_dir() -> Path:
     return path
 
 
+EXAMPLE_README = EXAMPLE_SOURCE / "README.md"
+
+
+def readme_block(name: str) -> str:
+    """The shell block of examples/cpp/README.md tagged `<!-- test: NAME -->`."""
+    text = EXAMPLE_README.read_text()
+    match = re.search(rf"<!-- test: {name} -->\s*```sh\n(.*?)```", text, re.S)
+    assert match, f"examples/cpp/README.md has no block tagged 'test: {name}'"
+    return match[1]
+
+
+@dataclass
+class Checkout:
+    """A directory that looks like the repository root (every top-level entry linked, the
+    source-tree `bmcrypt/` package included, as in the report that the old commands failed in),
+    so that what the README's commands write lands in a temporary directory."""
+
+    root: Path
+
+    def run(self, *blocks: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """Run README blocks in order in one bash, as a user pastes them (`set -eu`)."""
+        script = "\n".join(f'echo "### {name}"\n{readme_block(name)}' for name in blocks)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BMCRYPT_", "PYTHON"))}
+        # The venv's `bmcrypt` and `python` first on PATH, as after activating it.
+        env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", "")))
+        return subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=self.root, env=env,
+                              capture_output=True, text=True, timeout=timeout)
+
+
 @pytest.fixture(scope="module")
-def example(installed_cmake_dir: Path, vendor_dir: Path, tmp_path_factory) -> Path:
-    """The bmcrypt_example executable, configured and built as examples/cpp/README.md says."""
-    cmake = shutil.which("cmake")
-    assert cmake, "cmake is not on PATH (scripts/install-system-deps.sh installs it)"
-    build = tmp_path_factory.mktemp("example-build")
-    for command in (
-        [cmake, "-S", str(EXAMPLE_SOURCE), "-B", str(build), f"-Dbmcrypt_DIR={installed_cmake_dir}",
-         f"-DBMRT_LIB_DIR={vendor_dir / 'lib'}", "-DCMAKE_BUILD_TYPE=Release"],
-        [cmake, "--build", str(build), "-j2"],
-    ):
-        r = subprocess.run(command, capture_output=True, text=True, timeout=300)
-        assert r.returncode == 0, f"{' '.join(command)}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
-    return build / "bmcrypt_example"
+def checkout(installed_cmake_dir: Path, vendor_dir: Path, tmp_path_factory) -> Checkout:
+    root = tmp_path_factory.mktemp("checkout")
+    for entry in ROOT.iterdir():
+        if entry.name not in ("build", "dist", ".venv", ".git"):
+            (root / entry.name).symlink_to(entry)
+    return Checkout(root)
+
+
+@pytest.fixture(scope="module")
+def example(checkout: Checkout) -> Path:
+    """The bmcrypt_example executable, configured and built by the README's own commands."""
+    r = checkout.run("build")
+    assert r.returncode == 0, f"{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return checkout.root / "build" / "example" / "bmcrypt_example"
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +110,13 @@ def models(tmp_path_factory) -> Models:
     return m
 
 
-def run_example(example: Path, vendor_dir: Path, *args: str | os.PathLike[str]
-                ) -> subprocess.CompletedProcess[str]:
+def run_example(example: Path, vendor_dir: Path, *args: str | os.PathLike[str],
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    extra = env or {}
     env = dict(os.environ)
     for name in ("BMCRYPT_KEY_FILE", "BMCRYPT_PASSPHRASE"):
         env.pop(name, None)  # only the key file on the command line may be used
+    env.update(extra)
     env["LD_LIBRARY_PATH"] = os.pathsep.join(
         p for p in (str(vendor_dir / "lib"), env.get("LD_LIBRARY_PATH", "")) if p)
     return subprocess.run([str(example), *map(str, args)], env=env, capture_output=True, text=True,
@@ -169,3 +201,30 @@ def test_usage_errors_exit_2_without_opening_the_device(example: Path, vendor_di
         assert r.stderr.startswith("usage: bmcrypt_example"), r.stderr
         assert "cmodel" not in r.stdout + r.stderr
 
+
+
+def test_readme_pkg_config_run_and_no_code_commands_work_as_written(example: Path,
+                                                                     checkout: Checkout):
+    """The README's other blocks, in one shell after its build block, from a checkout's root."""
+    r = checkout.run("build", "pkg-config", "run", "no-code")
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-4000:]
+    assert "Traceback" not in out
+    assert (checkout.root / "bmcrypt_example").is_file()  # the pkg-config build
+    run, no_code = r.stdout.split("### run\n")[1].split("### no-code\n")
+    assert "loaded with bmrt_load_bmodel_with_decrypt + bmcrypt's decrypt" in run
+    assert "loaded with bmrt_load_bmodel_with_decrypt_lib" in no_code
+    assert checksums(run) == checksums(no_code) and checksums(run)
+    assert out.count("Total 0 errors") == 2
+
+
+def test_the_no_code_route_fails_cleanly_with_a_wrong_key(example: Path, vendor_dir: Path,
+                                                         models: Models):
+    """--decrypt-lib: the key comes from BMCRYPT_KEY_FILE only; a wrong one is refused."""
+    lib = plugin_path()
+    r = run_example(example, vendor_dir, "--decrypt-lib", lib, models.mlp,
+                    env={"BMCRYPT_KEY_FILE": str(models.wrong_key)})
+    assert r.returncode == 1, (r.returncode, r.stderr[-2000:])
+    assert re.search(r"^bmcrypt_example: cannot load .*: wrong key", r.stderr, re.M), r.stderr
+    r = run_example(example, vendor_dir, "--decrypt-lib", lib, "--verify-first", models.mlp)
+    assert r.returncode == 2

@@ -124,7 +124,28 @@ def test_missing_runtime_dir_gives_hint(tmp_path: Path) -> None:
     with pytest.raises(VendorRuntimeError) as e:
         Runtime(tmp_path)
     assert str(tmp_path) in str(e.value)
-    assert "fetch-runtime.sh" in (e.value.hint or "")
+    assert_hint_is_for_an_installed_user(e.value.hint)
+
+
+def assert_hint_is_for_an_installed_user(hint: str | None) -> None:
+    """The hint names what works without a source checkout: no script of the source tree."""
+    assert hint
+    for what in ("--runtime", "BMCRYPT_RUNTIME_DIR", "/opt/sophon/libsophon-current/lib"):
+        assert what in hint, hint
+    assert "scripts/" not in hint and ".sh" not in hint, hint
+
+
+def test_runtime_not_found_anywhere_gives_an_installed_users_hint(tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    import bmcrypt.runtime.locate as locate
+
+    monkeypatch.delenv("BMCRYPT_RUNTIME_DIR", raising=False)
+    monkeypatch.setenv("BMCRYPT_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(locate, "LIBSOPHON_LIB", tmp_path / "no-libsophon")
+    with pytest.raises(VendorRuntimeError) as e:
+        find_lib_dir()
+    assert "vendor runtime not found" in str(e.value)
+    assert_hint_is_for_an_installed_user(e.value.hint)
 
 
 def test_env_var_naming_an_empty_dir_is_an_error(tmp_path: Path, monkeypatch) -> None:

@@ -27,8 +27,6 @@ LIBSOPHON_LIB = Path("/opt/sophon/libsophon-current/lib")
 SIMULATOR_VERSION = "1.30.2"
 REQUIRED_LIBS = ("libbmlib.so", "libbmrt.so")
 
-_FETCH_HINT = "run scripts/fetch-runtime.sh, or pass --runtime DIR with libbmrt.so and libbmlib.so"
-
 
 def simulator_cache_dir() -> Path:
     """Where ``scripts/fetch-runtime.sh`` puts the simulator (mirrors the script's own rule)."""
@@ -50,7 +48,8 @@ def lib_dir_of(candidate: Path) -> Path | None:
 def find_lib_dir(runtime_dir: str | os.PathLike[str] | None = None) -> Path:
     """Return the absolute directory that holds ``libbmlib.so`` and ``libbmrt.so``.
 
-    Raises ``VendorRuntimeError`` (with a hint naming the fetch script) when nothing is found.
+    Raises ``VendorRuntimeError`` when nothing is found; its hint names the option, the variable
+    and the libsophon directory of a device.
     """
     explicit: list[tuple[str, Path]] = []
     if runtime_dir is not None:
@@ -62,8 +61,7 @@ def find_lib_dir(runtime_dir: str | os.PathLike[str] | None = None) -> Path:
         if found is None:
             raise VendorRuntimeError(
                 f"no vendor runtime in {path} (from {source}): libbmrt.so and libbmlib.so "
-                "are missing there and in its lib/",
-                hint=_FETCH_HINT,
+                "are missing there and in its lib/"
             )
         return found.resolve()
 
@@ -72,8 +70,7 @@ def find_lib_dir(runtime_dir: str | os.PathLike[str] | None = None) -> Path:
         if found is not None:
             return found.resolve()
     raise VendorRuntimeError(
-        f"vendor runtime not found (looked in {LIBSOPHON_LIB} and {simulator_cache_dir()})",
-        hint=_FETCH_HINT,
+        f"vendor runtime not found (looked in {LIBSOPHON_LIB} and {simulator_cache_dir()})"
     )
 
 

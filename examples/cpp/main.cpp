@@ -2,6 +2,7 @@
 // one of them — the few calls a C++ runtime needs to adopt bmcrypt.
 //
 //   bmcrypt_example [--verify-first] KEYFILE MODEL [NET]
+//   BMCRYPT_KEY_FILE=KEYFILE bmcrypt_example --decrypt-lib LIBBMCRYPT MODEL [NET]
 //
 // KEYFILE comes from `bmcrypt keygen`, MODEL from `bmcrypt encrypt`. NET defaults to the first
 // net. The net runs once on zero-filled inputs; each output is printed with an FNV-1a checksum
@@ -15,6 +16,10 @@
 //   --verify-first   bmcrypt_load_bmodel(p_bmrt, MODEL): bmcrypt first authenticates the whole
 //                    file, then loads it the same way. A wrong key or a modified file is refused
 //                    before the runtime reads a byte. Recommended.
+//   --decrypt-lib    bmrt_load_bmodel_with_decrypt_lib(p_bmrt, MODEL, LIBBMCRYPT): no bmcrypt call
+//                    at all, the route for a runtime you cannot change beyond that one call. The
+//                    vendor runtime dlopens the library and looks up `decrypt`; libbmcrypt reads
+//                    the key from BMCRYPT_KEY_FILE (or BMCRYPT_PASSPHRASE).
 //
 // Exit status: 0 success, 1 failure (message on stderr), 2 usage.
 #include <bmcrypt.h>
@@ -74,6 +79,7 @@ void bm_dev_free(bm_context* handle);
 void* bmrt_create(bm_context* handle);
 void bmrt_destroy(void* p_bmrt);
 bool bmrt_load_bmodel_with_decrypt(void* p_bmrt, const char* path, bm_decrypt_func decrypt);
+bool bmrt_load_bmodel_with_decrypt_lib(void* p_bmrt, const char* path, const char* lib_path);
 int bmrt_get_network_number(void* p_bmrt);
 void bmrt_get_network_names(void* p_bmrt, const char*** names);  // the array is malloc()ed
 const bm_net_info_t* bmrt_get_network_info(void* p_bmrt, const char* net);
@@ -148,7 +154,8 @@ class Runtime {
 
 // ---- the steps -------------------------------------------------------------------------------
 
-bool load(void* bmrt, const char* model, bool verify_first) {
+bool load(void* bmrt, const char* model, bool verify_first, const char* decrypt_lib) {
+  if (decrypt_lib) return bmrt_load_bmodel_with_decrypt_lib(bmrt, model, decrypt_lib);
   if (verify_first) return bmcrypt_load_bmodel(bmrt, model);
   // bmcrypt's exported `decrypt` has exactly the callback signature the runtime expects.
   return bmrt_load_bmodel_with_decrypt(bmrt, model, decrypt);
@@ -222,7 +229,9 @@ bool run(void* bmrt, const char* net) {
 }
 
 int usage() {
-  std::fprintf(stderr, "usage: bmcrypt_example [--verify-first] KEYFILE MODEL [NET]\n");
+  std::fprintf(stderr,
+               "usage: bmcrypt_example [--verify-first] KEYFILE MODEL [NET]\n"
+               "       BMCRYPT_KEY_FILE=KEYFILE bmcrypt_example --decrypt-lib LIBBMCRYPT MODEL [NET]\n");
   return 2;
 }
 
@@ -230,21 +239,27 @@ int usage() {
 
 int main(int argc, char** argv) {
   bool verify_first = false;
+  const char* decrypt_lib = nullptr;
   std::vector<const char*> args;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--verify-first") == 0)
       verify_first = true;
+    else if (std::strcmp(argv[i], "--decrypt-lib") == 0 && i + 1 < argc)
+      decrypt_lib = argv[++i];
     else if (argv[i][0] == '-')
       return usage();
     else
       args.push_back(argv[i]);
   }
-  if (args.size() < 2 || args.size() > 3) return usage();
-  const char* key_file = args[0];
-  const char* model = args[1];
+  // With --decrypt-lib there is no KEYFILE argument: the key comes from the environment.
+  const size_t first = decrypt_lib ? 0 : 1;
+  if ((decrypt_lib && verify_first) || args.size() < first + 1 || args.size() > first + 2)
+    return usage();
+  const char* model = args[first];
+  const char* net_arg = args.size() == first + 2 ? args[first + 1] : nullptr;
 
   // Keys first: a missing or unusable key file fails before the device is opened.
-  if (!bmcrypt_register_key_file(key_file)) {
+  if (!decrypt_lib && !bmcrypt_register_key_file(args[0])) {
     std::fprintf(stderr, "bmcrypt_example: %s\n", bmcrypt_last_error());
     return 1;
   }
@@ -256,7 +271,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::fflush(stdout);  // the runtime logs on its own streams; keep our lines in order
-  if (!load(rt.bmrt(), model, verify_first)) {
+  if (!load(rt.bmrt(), model, verify_first, decrypt_lib)) {
     // The decrypt callback runs on this thread, so a refusal by bmcrypt is described here; an
     // empty message means the runtime itself refused the file (its log says why).
     const char* why = bmcrypt_last_error();
@@ -264,9 +279,10 @@ int main(int argc, char** argv) {
                  *why ? why : "the runtime refused the file (see its messages above)");
     return 1;
   }
-  std::printf("loaded with %s\n", verify_first
-                                     ? "bmcrypt_load_bmodel (whole file verified first)"
-                                     : "bmrt_load_bmodel_with_decrypt + bmcrypt's decrypt");
+  std::printf("loaded with %s\n",
+              decrypt_lib    ? "bmrt_load_bmodel_with_decrypt_lib (the runtime loaded the library)"
+              : verify_first ? "bmcrypt_load_bmodel (whole file verified first)"
+                             : "bmrt_load_bmodel_with_decrypt + bmcrypt's decrypt");
 
   const std::vector<std::string> names = net_names(rt.bmrt());
   if (names.empty()) {
@@ -275,7 +291,7 @@ int main(int argc, char** argv) {
   }
   print_nets(rt.bmrt(), names);
   std::fflush(stdout);
-  const bool ran = run(rt.bmrt(), args.size() == 3 ? args[2] : names[0].c_str());
+  const bool ran = run(rt.bmrt(), net_arg ? net_arg : names[0].c_str());
   std::fflush(stdout);
 
   // Re-reads every weight from device memory and compares it with the model's SHA-256 check

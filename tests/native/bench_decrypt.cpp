@@ -56,7 +56,7 @@ Rate best(size_t bytes, int rounds, F&& f) {
 }
 
 void report(const char* what, const Rate& r) {
-  std::printf("%-36s %6.2f GB/s wall  %6.2f GB/s per CPU-second\n", what, r.wall_gbps, r.cpu_gbps);
+  std::printf("%-36s %7.3f GB/s wall  %7.3f GB/s per CPU-second\n", what, r.wall_gbps, r.cpu_gbps);
 }
 
 // The engine's segment loop on one thread, with a chosen GHASH table size.
