@@ -103,6 +103,11 @@ BMCRYPT_API void bmcrypt_free(void* p);
 
 /* ---- whole files ----------------------------------------------------------------------------- */
 
+/* What a file is, from its first bytes and without a key: 0 a plain bmodel, 1 encrypted by
+ * bmcrypt, 2 encrypted by another tool (for instance model_tool's -lib without bmcrypt, or an
+ * in-place cipher). -1 when it is no bmodel or cannot be read (see bmcrypt_last_error()). Nothing
+ * is verified: a 1 still needs bmcrypt_verify_file or bmcrypt_load_bmodel to be trusted. */
+BMCRYPT_API int bmcrypt_file_state(const char* path);
 /* Verifies an encrypted bmodel completely with the registered keys (docs/FORMAT.md §6). */
 BMCRYPT_API bool bmcrypt_verify_file(const char* path);
 /* Verifies the file like bmcrypt_verify_file, then loads it into p_bmrt (from bmrt_create) with
