@@ -145,13 +145,13 @@ class Qwen {
     dev_.upload(ids_share_, ids.data(), embed_len * 4);
     launch(net_embed_, {ids_share_}, {hidden_[0]}, {shape_of({1, embed_len})});
     std::vector<int> positions(run, 0);
-    std::vector<uint16_t> mask(size_t(run) * run, closed_);
+    std::vector<uint8_t> open(size_t(run) * run, 0);
     for (int i = 0; i < n; ++i) {
       positions[i] = i;
-      for (int j = 0; j <= i; ++j) mask[size_t(i) * run + j] = 0;
+      for (int j = 0; j <= i; ++j) open[size_t(i) * run + j] = 1;
     }
     dev_.upload(pos_share_, positions.data(), positions.size() * 4);
-    dev_.upload(mask_share_, mask.data(), mask.size() * 2);
+    upload_mask(mask_share_, open, net_block_[0]->input_dtypes[2]);
     const std::vector<bm_shape_t> shapes = {shape_of({1, run, hidden_size_}), shape_of({1, run}),
                                             shape_of({1, 1, run, run})};
     int cur = 0;
@@ -174,14 +174,14 @@ class Qwen {
     dev_.upload(ids_unshare_, ids.data(), ids.size() * 4);
     launch(net_embed_unshare_, {ids_unshare_}, {hidden_[0]});
     // Row i: the prefix's real columns [0, n) and the question's [S, S+i].
-    std::vector<uint16_t> mask(size_t(U) * (S + U), closed_);
+    std::vector<uint8_t> open(size_t(U) * (S + U), 0);
     for (int i = 0; i < u; ++i) {
       positions[i] = share_length + i;
-      for (int j = 0; j < share_length; ++j) mask[size_t(i) * (S + U) + j] = 0;
-      for (int j = 0; j <= i; ++j) mask[size_t(i) * (S + U) + S + j] = 0;
+      for (int j = 0; j < share_length; ++j) open[size_t(i) * (S + U) + j] = 1;
+      for (int j = 0; j <= i; ++j) open[size_t(i) * (S + U) + S + j] = 1;
     }
     dev_.upload(pos_unshare_, positions.data(), positions.size() * 4);
-    dev_.upload(mask_unshare_, mask.data(), mask.size() * 2);
+    upload_mask(mask_unshare_, open, net_block_unshare_[0]->input_dtypes[2]);
     const bm_shape_t history = net_block_unshare_[0]->stages[0].input_shapes[3];
     int cur = 0;
     for (int l = 0; l < NUM_LAYERS; ++l, cur = 1 - cur) {
@@ -213,10 +213,10 @@ class Qwen {
     dev_.copy(x_[0], 0, embed_one_, 0, hidden_row_);
     dev_.upload(pos_one_, &position, 4);
     // Open on the history [0, position) and on the last slot, the token itself.
-    std::vector<uint16_t> mask(SEQLEN + 1, closed_);
-    std::fill(mask.begin(), mask.begin() + position, uint16_t(0));
-    mask[SEQLEN] = 0;
-    dev_.upload(mask_one_, mask.data(), mask.size() * 2);
+    std::vector<uint8_t> open(SEQLEN + 1, 0);
+    std::fill(open.begin(), open.begin() + position, uint8_t(1));
+    open[SEQLEN] = 1;
+    upload_mask(mask_one_, open, net_block_cache_[0]->input_dtypes[2]);
     int cur = 0;
     for (int l = 0; l < NUM_LAYERS; ++l, cur = 1 - cur) {
       const bm_device_mem_t& out = l == NUM_LAYERS - 1 ? lm_in_ : x_[1 - cur];
@@ -245,7 +245,6 @@ class Qwen {
   std::vector<const bm_net_info_t*> net_block_, net_block_unshare_, net_block_cache_;
   int hidden_size_ = 0;
   size_t hidden_row_ = 0, kv_row_ = 0, kv_bytes_ = 0;
-  uint16_t closed_ = 0;
   std::vector<bm_device_mem_t> past_key_, past_value_;
   bm_device_mem_t ids_share_{}, ids_unshare_{}, ids_one_{}, pos_share_{}, pos_unshare_{}, pos_one_{};
   bm_device_mem_t mask_share_{}, mask_unshare_{}, mask_one_{}, hidden_[2]{}, x_[2]{}, embed_one_{};
@@ -331,18 +330,15 @@ class Qwen {
     hidden_row_ = cache->max_input_bytes[0];
     kv_row_ = cache->max_output_bytes[1];
     kv_bytes_ = cache->max_input_bytes[3];
-    switch (net_block_[0]->input_dtypes[2]) {
-      case BM_BFLOAT16: closed_ = 0xC61C; break;  // -10000
-      case BM_FLOAT16: closed_ = 0xF0E2; break;
-      default: fail("the attention mask is neither bf16 nor f16");
-    }
   }
 
   void allocate_buffers() {
     const size_t S = MAX_SHARE_LENGTH, U = MAX_UNSHARE_LENGTH, rows = std::max(S, U);
     ids_share_ = own(S * 4), ids_unshare_ = own(U * 4), ids_one_ = own(4);
     pos_share_ = own(S * 4), pos_unshare_ = own(U * 4), pos_one_ = own(4);
-    mask_share_ = own(S * S * 2), mask_unshare_ = own(U * (S + U) * 2), mask_one_ = own((SEQLEN + 1) * 2);
+    mask_share_ = own(net_block_[0]->max_input_bytes[2]);
+    mask_unshare_ = own(net_block_unshare_[0]->max_input_bytes[2]);
+    mask_one_ = own(net_block_cache_[0]->max_input_bytes[2]);
     for (auto& h : hidden_) h = own(rows * hidden_row_);
     for (auto& x : x_) x = own(hidden_row_);
     embed_one_ = own(net_embed_cache_->max_output_bytes[0]);
@@ -385,6 +381,25 @@ class Qwen {
       for (auto& mem : *side) dev_.free(mem);
       side->clear();
     }
+  }
+
+  // An additive mask in the net's own dtype: 0 where open, -10000 where closed.
+  void upload_mask(const bm_device_mem_t& dst, const std::vector<uint8_t>& open, int dtype) {
+    std::vector<uint8_t> bytes;
+    auto put = [&](const void* p, size_t n) {
+      bytes.insert(bytes.end(), static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n);
+    };
+    const float closed_f32 = -10000.0f, open_f32 = 0.0f;
+    const uint16_t closed_bf16 = 0xC61C, closed_f16 = 0xF0E2, open_16 = 0;
+    for (uint8_t o : open) {
+      switch (dtype) {
+        case BM_FLOAT32: put(o ? &open_f32 : &closed_f32, 4); break;
+        case BM_BFLOAT16: put(o ? &open_16 : &closed_bf16, 2); break;
+        case BM_FLOAT16: put(o ? &open_16 : &closed_f16, 2); break;
+        default: fail("an attention mask of dtype " + std::to_string(dtype) + " (not f32, bf16, f16)");
+      }
+    }
+    dev_.upload(dst, bytes.data(), bytes.size());
   }
 
   // lm_head on lm_in_, then the head generation_mode names; appends the token.
