@@ -256,11 +256,11 @@ void test_file_state(const std::string& fixtures) {
   CHECK(bmcrypt_file_state((fixtures + "/mlp_bm1684x_f16_nokernel.bmodel").c_str()) == 0);
   const std::vector<uint8_t> magic = {0xee, 0xaa, 0x55, 0xff};
   std::vector<uint8_t> sealed = magic;
-  for (uint8_t b : {0, 0, 0, 0, 'B', 'M', 'C', 'E', 1, 0, 0, 0}) sealed.push_back(b);
+  for (uint8_t b : std::vector<uint8_t>{0, 0, 0, 0, 'B', 'M', 'C', 'E', 1, 0, 0, 0}) sealed.push_back(b);
   check::write_file(g_dir + "/sealed.bmodel", sealed);
   CHECK(bmcrypt_file_state((g_dir + "/sealed.bmodel").c_str()) == 1);
   std::vector<uint8_t> foreign = magic;  // header_size 65: no plain header, no envelope
-  for (uint8_t b : {65, 0, 0, 0}) foreign.push_back(b);
+  for (uint8_t b : std::vector<uint8_t>{65, 0, 0, 0}) foreign.push_back(b);
   foreign.resize(64, 0x5a);
   check::write_file(g_dir + "/foreign.bmodel", foreign);
   CHECK(bmcrypt_file_state((g_dir + "/foreign.bmodel").c_str()) == 2);
