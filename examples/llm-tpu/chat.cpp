@@ -21,22 +21,13 @@
 
 #include "bmcrypt.h"
 #include "device.h"
+#include "load.h"
 
 namespace py = pybind11;
 using llmtpu::fail;
+using llmtpu::fail_bmcrypt;
+using llmtpu::Model;
 using llmtpu::shape_of;
-
-namespace {
-
-[[noreturn]] void fail_bmcrypt() { throw std::runtime_error(std::string("bmcrypt: ") + bmcrypt_last_error()); }
-
-// One loaded bmodel: its runtime and the device memory allocated for it.
-struct Model {
-  void* bmrt = nullptr;
-  std::vector<bm_device_mem_t> owned;
-};
-
-}  // namespace
 
 class Qwen {
  public:
@@ -83,7 +74,8 @@ class Qwen {
     if (devices.size() != 1) fail("this module runs a model on one device; give one device id");
     if (model_.bmrt) free_device();
     if (dev_.is_open() && dev_.id() != devices[0]) {
-      if (!retired_.empty() || !past_key_.empty()) fail("a model is still on device " + std::to_string(dev_.id()));
+      if (!retired_.empty() || !past_key_.empty())
+        fail("a model is still on device " + std::to_string(dev_.id()) + ": deinit() first");
       dev_.close();
     }
     if (!dev_.is_open()) dev_.open(devices[0]);
@@ -266,44 +258,15 @@ class Qwen {
   }
 
   void load(Model& m, const std::string& path) {
-    const int state = bmcrypt_file_state(path.c_str());
-    if (state < 0) fail_bmcrypt();
-    if (is_decrypt) {
-      if (state == 0) fail(path + " is not encrypted: drop --is_decrypt (is_decrypt), or encrypt it with `bmcrypt encrypt`");
-      if (memory_prealloc) bmrt_set_flags(m.bmrt, BM_RUNTIME_SHARE_MEM);
-      // Verified whole (every envelope, every weight's SHA-256) before the runtime reads it.
-      if (!bmcrypt_load_bmodel(m.bmrt, path.c_str())) fail_bmcrypt();
-      return;
-    }
-    if (state != 0) fail(path + " is encrypted: set is_decrypt (pipeline.py --is_decrypt) and the key (BMCRYPT_KEY_FILE)");
-    if (!memory_prealloc) {
-      if (!bmrt_load_bmodel(m.bmrt, path.c_str())) fail("the vendor runtime could not load " + path);
-      return;
-    }
-    mem_info_t info{};
-    if (!bmrt_get_bmodel_info(path.c_str(), &info)) fail("the vendor runtime cannot size " + path);
-    // Ours: instructions, neurons, io. The weights: libbmrt's (a coeff address of ours puts every
-    // weight region at that one address on tpu_mlir 1.30.2's runtime).
-    for (memory_t* part : {&info.instruction_mem, &info.variable_instruction_mem, &info.neuron_mem, &info.io_mem}) {
-      if (!part->size) continue;
-      m.owned.push_back(dev_.alloc(part->size));
-      part->addr = int64_t(m.owned.back().device_addr);
-    }
-    info.coeff_mem.addr = -1;
-    bmrt_set_flags(m.bmrt, BM_RUNTIME_SHARE_MEM);
-    if (!bmrt_load_bmodel_with_mem(m.bmrt, path.c_str(), &info)) fail("the vendor runtime could not load " + path);
+    llmtpu::load_model(dev_, m, path, is_decrypt, memory_prealloc);
   }
 
-  void release(Model& m, bool keep_weights) {
-    if (m.bmrt) (keep_weights ? bmrt_destroy_without_coeff : bmrt_destroy)(m.bmrt);
-    m.bmrt = nullptr;
-    for (auto& mem : m.owned) dev_.free(mem);
-    m.owned.clear();
-  }
+  void release(Model& m, bool keep_weights) { llmtpu::release_model(dev_, m, keep_weights); }
 
   const bm_net_info_t* net(const std::string& name) {
     const bm_net_info_t* info = bmrt_get_network_info(model_.bmrt, name.c_str());
-    if (!info) fail("the model has no net " + name + ": not a share-cache bmodel (share_cache_demo's compile.sh)");
+    if (!info)
+      fail("the model has no net " + name + ": not a share-cache bmodel (share_cache_demo's compile.sh)");
     return info;
   }
 
