@@ -270,6 +270,16 @@ class Qwen {
     return info;
   }
 
+  // By the list of names: asking bmrt_get_network_info for a missing net makes libbmrt log.
+  bool has_net(const std::string& name) {
+    const char** names = nullptr;
+    bmrt_get_network_names(model_.bmrt, &names);
+    bool found = false;
+    for (int i = 0; names && i < bmrt_get_network_number(model_.bmrt); ++i) found |= name == names[i];
+    std::free(names);
+    return found;
+  }
+
   void find_nets() {
     net_embed_ = net("embedding");
     net_embed_unshare_ = net("embedding_unshare");
@@ -278,7 +288,7 @@ class Qwen {
     net_greedy_ = net("greedy_head");
     net_sample_ = net("penalty_sample_head");
     net_block_.clear(), net_block_unshare_.clear(), net_block_cache_.clear();
-    for (int l = 0; bmrt_get_network_info(model_.bmrt, ("block_cache_" + std::to_string(l)).c_str()); ++l) {
+    for (int l = 0; has_net("block_cache_" + std::to_string(l)); ++l) {
       net_block_.push_back(net("block_" + std::to_string(l)));
       net_block_unshare_.push_back(net("block_unshare_" + std::to_string(l)));
       net_block_cache_.push_back(net("block_cache_" + std::to_string(l)));

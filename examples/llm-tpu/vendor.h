@@ -105,6 +105,8 @@ bool bmrt_load_bmodel(void* p_bmrt, const char* path);
 bool bmrt_get_bmodel_info(const char* path, mem_info_t* mem_info);
 bool bmrt_load_bmodel_with_mem(void* p_bmrt, const char* path, mem_info_t* mem_info);
 const bm_net_info_t* bmrt_get_network_info(void* p_bmrt, const char* net_name);
+int bmrt_get_network_number(void* p_bmrt);
+void bmrt_get_network_names(void* p_bmrt, const char*** names);  // the array is malloc'ed
 void bmrt_tensor_with_device(bm_tensor_t* tensor, bm_device_mem_t mem, int dtype, bm_shape_t shape);
 bool bmrt_launch_tensor_ex(void* p_bmrt, const char* net_name, const bm_tensor_t* inputs,
                            int input_num, bm_tensor_t* outputs, int output_num, bool user_mem,
