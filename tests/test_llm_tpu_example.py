@@ -32,7 +32,8 @@ if not CASE_FILE.is_file():
     pytest.skip("tests/fixtures/share_cache.json (the share-cache fixtures) is missing",
                 allow_module_level=True)
 CASE = json.loads(CASE_FILE.read_text())
-SHARE = [FIXTURES / name for name in CASE["share_models"]]
+# Entries are file names, or objects naming the file ({"file": …, "unshare_length": …}).
+SHARE = [FIXTURES / (m["file"] if isinstance(m, dict) else m) for m in CASE["share_models"]]
 ANSWER_TOKENS = min(12, CASE["max_new_tokens"])
 # The reference stops at EOS; compare what both produced.
 REFERENCE = [ref[:ANSWER_TOKENS] for ref in CASE["reference"]]
