@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench fuzz install sysdeps crossdeps runtime sdk clean
+.PHONY: demo test bench fuzz install sysdeps crossdeps runtime sdk clean llm-tpu-example
 
 ## Install everything and run the main job end to end on a shipped fixture.
 demo: install runtime
@@ -44,6 +44,19 @@ install: sysdeps $(PY)
 
 runtime:
 	@scripts/fetch-runtime.sh >/dev/null
+
+## The `chat` module of examples/llm-tpu (LLM-TPU's share_cache_demo on bmcrypt files), built
+## against the installed package; BMRT_LIB_DIR=/opt/sophon/libsophon-current/lib on a device.
+LLM_TPU_BUILD := examples/llm-tpu/build
+llm-tpu-example: install runtime
+	$(PY) -m pip install -q "pybind11>=2.12"
+	cmake -S examples/llm-tpu -B $(LLM_TPU_BUILD) -DCMAKE_BUILD_TYPE=Release \
+	  -DPython_EXECUTABLE=$(abspath $(PY)) \
+	  -Dbmcrypt_DIR="$$($(PY) -P -c 'import bmcrypt.plugin as p; print(p.cmake_dir())')" \
+	  -Dpybind11_DIR="$$($(PY) -m pybind11 --cmakedir)" \
+	  -DBMRT_LIB_DIR="$${BMRT_LIB_DIR:-$$(scripts/fetch-runtime.sh)/lib}"
+	cmake --build $(LLM_TPU_BUILD) -j2
+	@echo "built: $$(ls $(LLM_TPU_BUILD)/chat*.so) (PYTHONPATH=$(LLM_TPU_BUILD) python -c 'import chat')"
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .hypothesis

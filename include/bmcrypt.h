@@ -103,6 +103,11 @@ BMCRYPT_API void bmcrypt_free(void* p);
 
 /* ---- whole files ----------------------------------------------------------------------------- */
 
+/* What a file is, from its first bytes and without a key: 0 a plain bmodel, 1 encrypted by
+ * bmcrypt, 2 encrypted by another tool (for instance model_tool's -lib without bmcrypt, or an
+ * in-place cipher). -1 when it is no bmodel or cannot be read (see bmcrypt_last_error()). Nothing
+ * is verified: a 1 still needs bmcrypt_verify_file or bmcrypt_load_bmodel to be trusted. */
+BMCRYPT_API int bmcrypt_file_state(const char* path);
 /* Verifies an encrypted bmodel completely with the registered keys (docs/FORMAT.md §6, with the
  * FlatBuffer and layout rules of §6.1): the same verdict as `bmcrypt verify`. A path that is not
  * a regular file (FIFO, socket, device, directory) is refused with BMCRYPT_E_IO ("... is not a

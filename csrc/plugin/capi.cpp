@@ -9,6 +9,7 @@
 #include "contract.h"
 #include "keyfile.h"
 #include "keyring.h"
+#include "layout.h"
 #include "mapped_file.h"
 #include "parallel.h"
 #include "verify.h"
@@ -81,6 +82,19 @@ void bmcrypt_free(void* p) {
   if (!p) return;
   wipe(p, malloc_usable_size(p));
   std::free(p);
+}
+
+int bmcrypt_file_state(const char* path) {
+  return guarded(-1, [&] {
+    require(path && *path, "no path given");
+    const MappedFile file(path);
+    switch (classify_bmodel(file.bytes())) {
+      case FileState::plain: return 0;
+      case FileState::bmcrypt: return 1;
+      case FileState::foreign: return 2;
+    }
+    return -1;
+  });
 }
 
 bool bmcrypt_verify_file(const char* path) {

@@ -250,6 +250,28 @@ void test_files(const std::string& fixtures) {
   CHECK(!bmcrypt_verify_file(empty.c_str()) && bmcrypt_last_error_code() == BMCRYPT_E_NOT_A_BMODEL);
 }
 
+// bmcrypt_file_state tells the three kinds of file apart from their first bytes, without a key.
+void test_file_state(const std::string& fixtures) {
+  bmcrypt_clear_keys();
+  CHECK(bmcrypt_file_state((fixtures + "/mlp_bm1684x_f16_nokernel.bmodel").c_str()) == 0);
+  const std::vector<uint8_t> magic = {0xee, 0xaa, 0x55, 0xff};
+  std::vector<uint8_t> sealed = magic;
+  for (uint8_t b : std::vector<uint8_t>{0, 0, 0, 0, 'B', 'M', 'C', 'E', 1, 0, 0, 0}) sealed.push_back(b);
+  check::write_file(g_dir + "/sealed.bmodel", sealed);
+  CHECK(bmcrypt_file_state((g_dir + "/sealed.bmodel").c_str()) == 1);
+  std::vector<uint8_t> foreign = magic;  // header_size 65: no plain header, no envelope
+  for (uint8_t b : std::vector<uint8_t>{65, 0, 0, 0}) foreign.push_back(b);
+  foreign.resize(64, 0x5a);
+  check::write_file(g_dir + "/foreign.bmodel", foreign);
+  CHECK(bmcrypt_file_state((g_dir + "/foreign.bmodel").c_str()) == 2);
+  check::write_file(g_dir + "/notes.txt", {'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd'});
+  CHECK(bmcrypt_file_state((g_dir + "/notes.txt").c_str()) == -1 &&
+        bmcrypt_last_error_code() == BMCRYPT_E_NOT_A_BMODEL);
+  CHECK(bmcrypt_file_state((g_dir + "/missing.bmodel").c_str()) == -1 &&
+        bmcrypt_last_error_code() == BMCRYPT_E_IO);
+  CHECK(bmcrypt_file_state(nullptr) == -1 && bmcrypt_last_error_code() == BMCRYPT_E_BAD_ARGUMENT);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -268,6 +290,7 @@ int main(int argc, char** argv) {
   test_threads();
   test_keys_from_files_and_environment();
   test_files(argv[1]);
+  test_file_state(argv[1]);
   std::system(("rm -rf '" + g_dir + "'").c_str());
   return check::summary("test_plugin");
 }
