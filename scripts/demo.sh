@@ -45,4 +45,31 @@ print("reference:", want, "(HF transformers on the same checkpoint)")
 sys.exit(0 if got == want else "the encrypted model's tokens differ from the reference")
 PY
 step bmcrypt verify "$W/qwen2.bmodel" --key "$W/demo.key"
+
+# Sequence sharing (LLM-TPU's share-cache workflow): two builds of the same weights, a prefix
+# prefilled once, three questions against it, on the encrypted files.
+cp tests/fixtures/qwen2_tiny_share32_unshare16_seq64_nokernel.bmodel "$W/share_u16.bmodel"
+cp tests/fixtures/qwen2_tiny_share32_unshare8_seq64_nokernel.bmodel "$W/share_u8.bmodel"
+step bmcrypt encrypt "$W/share_u16.bmodel" "$W/share_u8.bmodel" --key "$W/demo.key"
+step bmcrypt inspect "$W/share_u16.bmodel" "$W/share_u8.bmodel" --key "$W/demo.key" \
+    | grep -iE "weights|same" || true
+ids() {  # ids prefix | ids N: the fixture's prefix or question N, as ID,ID,…
+  python -c "import json, sys; d = json.load(open('tests/fixtures/share_cache.json'))
+ids = d['prefix_ids'] if sys.argv[1] == 'prefix' else d['questions'][int(sys.argv[1])]
+print(','.join(map(str, ids)))" "$1"
+}
+step bmcrypt chat "$W/share_u16.bmodel" --key "$W/demo.key" \
+    --tokenizer tests/fixtures/tiny-qwen2-tokenizer --share-prefix-ids "$(ids prefix)" \
+    --prompt-ids "$(ids 0)" --prompt-ids "$(ids 1)" --prompt-ids "$(ids 2)" \
+    --max-new-tokens 12 --json > "$W/share.json"
+step python - "$W/share.json" <<'PY'
+import json
+import sys
+answers = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+want = json.load(open("tests/fixtures/share_cache.json"))["reference"]
+for a, w in zip(answers, want, strict=True):
+    print(f"after a shared prefix of {a['shared_prefix_tokens']} tokens:", a["tokens"],
+          "= reference" if a["tokens"] == w else f"!= reference {w}")
+sys.exit(0 if [a["tokens"] for a in answers] == want else "shared-prefix answers differ")
+PY
 printf '\ndemo done: files in %s\n' "$W"

@@ -25,4 +25,6 @@ def test_the_demo_runs_end_to_end_and_checks_its_own_results(vendor_dir: Path, t
     reference = next(line for line in done.stdout.splitlines() if line.startswith("reference:"))
     assert generated.split(":", 1)[1].strip() == reference.split(":", 1)[1].split("(")[0].strip()
     made = {p.name for p in (tmp_path / "demo").iterdir()}
-    assert {"demo.key", "mlp.bmodel", "mlp.bmodel.bak", "qwen2.bmodel", "chat.json"} <= made
+    assert {"demo.key", "mlp.bmodel", "mlp.bmodel.bak", "qwen2.bmodel", "chat.json",
+            "share.json"} <= made
+    assert done.stdout.count("= reference") == 3  # the share-cache answers
