@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from bmcrypt.cli import jsondoc, mode, output
-from bmcrypt.errors import BmcryptError, InputFileError, UsageError
+from bmcrypt.errors import BmcryptError, NotRegularFile, UsageError
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -141,8 +141,8 @@ def _one(path: Path, work: Work[T], bars: ProgressFactory,
          stop_on: tuple[type[BmcryptError], ...] = ()) -> Outcome[T]:
     start = time.perf_counter()
     try:
-        if path.is_dir():
-            raise InputFileError(f"{path} is a directory",
+        if path.is_dir():  # the one message for what is not a regular file, with the way out
+            raise NotRegularFile(f"{path} is a directory, not a regular file",
                                  hint="pass -r to process every *.bmodel under it")
         return Outcome(path, result=work(path, bars), seconds=time.perf_counter() - start)
     except BmcryptError as exc:

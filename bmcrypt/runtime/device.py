@@ -200,7 +200,8 @@ class Runtime:
             if part == "coeff_mem":
                 mem.addr = -1  # libbmrt's registry holds the weights
             elif mem.size:
-                    mem.addr = buffers[part].address
+                buffers[part] = self.alloc(int(mem.size))
+                mem.addr = buffers[part].address
         self._libs.bmrt.bmrt_set_flags(bmrt, _api.BM_RUNTIME_SHARE_MEM)
         if data is None:
             self._load(what, self._libs.bmrt.bmrt_load_bmodel_with_mem, os.fsencode(source),
