@@ -33,3 +33,23 @@ def vendor_dir() -> Path:
     except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
         pytest.skip(f"vendor runtime unavailable (scripts/fetch-runtime.sh failed: {e})")
     return Path(out.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- ending a run that used libbmrt
+
+_exit_status: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _exit_status.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """End a run that loaded the vendor runtime in-process with pytest's own status, skipping
+    libbmrt's teardown: weights kept on the device by ``resident="active"`` live as long as the
+    process (libbmrt's design), and the simulator's teardown turns them into exit code 255
+    (bmcrypt.runtime.lifecycle says more; the console script ends the same way)."""
+    lifecycle = sys.modules.get("bmcrypt.runtime.lifecycle")
+    if lifecycle is not None and lifecycle.runtime_used() and _exit_status:
+        lifecycle.exit_now(_exit_status[-1])

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import NoReturn
 
 import typer
 
@@ -85,5 +86,22 @@ def _run(argv: list[str] | None) -> int:
     return 0
 
 
+def entry() -> NoReturn:
+    """The console script: run `main`, and end the process with its code.
+
+    When the vendor runtime was used, the process ends through `exit_now`: libbmrt's own
+    teardown costs about 1.3 s on the simulator, and it ends the process with 255 when weights
+    were kept on the device for the next model (`bmcrypt chat --resident active`): libbmrt keeps
+    them for the life of the process, by design, and its simulator counts them as a leak.
+    """
+    code = main()
+    if "bmcrypt.runtime.lifecycle" in sys.modules:  # never imported: no runtime was used
+        from bmcrypt.runtime.lifecycle import exit_now, runtime_used
+
+        if runtime_used():
+            exit_now(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

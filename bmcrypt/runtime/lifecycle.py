@@ -13,6 +13,10 @@ Facts of the vendor runtime on its simulator that shape this module:
   then spends about 1.3 s in the vendor's teardown (a fixed ``sleep(1)``) while printing
   "BMLIB Send Quit Message" / "cmodel_deinit complete" on stdout. Our atexit hook points
   stdout at /dev/null first (when every runtime was quiet); ``exit_now`` skips the teardown.
+- Weights kept on the device by ``bmrt_destroy_without_coeff`` (``resident="active"``) stay
+  there for the life of the process: libbmrt leaks the bmruntime object that holds them, by
+  design. The simulator's teardown then finds device memory still allocated and ends the
+  process with 255. Programs that switch models this way end through ``exit_now``.
 """
 
 from __future__ import annotations
@@ -51,6 +55,11 @@ def close_all() -> None:
         # Closing the rest matters more than one failure (and we may be exiting anyway).
         with contextlib.suppress(Exception):
             rt.close()
+
+
+def runtime_used() -> bool:
+    """Whether this process has loaded the vendor runtime (and so will run its teardown)."""
+    return _api.loaded_libs() is not None
 
 
 def exit_now(code: int = 0) -> NoReturn:
