@@ -35,7 +35,14 @@ def vendor_dir() -> Path:
     return Path(out.strip().splitlines()[-1])
 
 
-# ---------------------------------------------------------------- ending a run that used libbmrt
+# ---------------------------------------------------------------- order, and the end of a run
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that need the vendor runtime run last (in file order among themselves): once a
+    process has loaded libbmrt, the simulator's threads keep spinning on about half a core
+    until it ends (bmcrypt.runtime.lifecycle), which would slow every test after them."""
+    items.sort(key=lambda item: item.get_closest_marker("runtime") is not None)
+
 
 _exit_status: list[int] = []
 
