@@ -6,6 +6,7 @@ weights (step 5) and the clear digest (step 6) are streamed by `unseal.py`.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import struct
@@ -18,12 +19,12 @@ from bmcrypt.bmodel import ModelT, decode_flatbuffer, unpack_flatbuffer
 from bmcrypt.bmodel.header import MAGIC_BYTES
 from bmcrypt.bmodel.reader import MAX_FLATBUFFER_SIZE
 from bmcrypt.crypto import (
-    HEADER_LEN,
+    MAX_HEADER_LEN,
     FileKeys,
     Header,
     Keyring,
     Kind,
-    open_key_block,
+    open_file_keys,
     parse_header,
     unseal,
 )
@@ -45,7 +46,7 @@ class Visible:
     """What anyone can see of a bmcrypt file without a key (for `inspect`)."""
 
     header_size: int
-    envelope: Header  # E₁'s public header: version, algorithm, file id, key block
+    envelope: Header  # E₁'s header: version, algorithm, file id, key block or key area
     flatbuffer_envelope: Header | None  # E₂'s, when the file is long enough to hold it
 
 
@@ -104,8 +105,10 @@ def probe(mm: mmap.mmap | bytes, path: Path) -> Visible:
         raise Truncated(f"{path}: the file ends inside its header")
     e1 = parse_header(mm[8:header_size])  # checks the envelope's length too
     e2 = None
-    if len(mm) >= header_size + HEADER_LEN:
-        e2 = parse_header(mm[header_size:header_size + HEADER_LEN], whole=False)
+    if len(mm) > header_size:
+        e2_head = mm[header_size:header_size + MAX_HEADER_LEN]
+        with contextlib.suppress(Truncated):  # too short to show its header: said on opening
+            e2 = parse_header(e2_head, whole=False)
     return Visible(header_size, e1, e2)
 
 
@@ -131,7 +134,7 @@ def _open(p: Path, mm: mmap.mmap, keyring: Keyring) -> Opened:
     e1 = visible.envelope
     if e1.kind not in (Kind.HEADER_TAIL, Kind.GENERIC):
         raise Corrupt(f"{p}: the header envelope has kind {e1.kind}")
-    keys = open_key_block(e1, keyring)  # WrongKey / Tampered
+    keys = open_file_keys(e1, keyring)  # WrongKey / Tampered (and the licence, §8.5)
     header_size = visible.header_size
     tail = _unseal(mm[8:header_size], keys, "header")
     if len(tail) != TAIL_LEN or any(tail[12:]):
@@ -146,7 +149,7 @@ def _open(p: Path, mm: mmap.mmap, keyring: Keyring) -> Opened:
     raw_e2 = mm[header_size:header_size + fb_size]
     e2 = parse_header(raw_e2)
     e2.check_length(fb_size)
-    _same_file(e1, e2, p, "the FlatBuffer")
+    _same_file(keys, e2, p, "the FlatBuffer")
     plain = _unseal(raw_e2, keys, "FlatBuffer")
     manifest = None
     if e2.kind == Kind.FLATBUFFER:
@@ -163,8 +166,8 @@ def _open(p: Path, mm: mmap.mmap, keyring: Keyring) -> Opened:
                   fb, manifest)
 
 
-def _same_file(first: Header, other: Header, p: Path, what: str) -> None:
-    if other.file_id != first.file_id or other.key_block != first.key_block:
+def _same_file(keys: FileKeys, other: Header, p: Path, what: str) -> None:
+    if not keys.owns(other):
         raise Tampered(f"{p}: {what} belongs to another encrypted file")
 
 

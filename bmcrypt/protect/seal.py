@@ -26,8 +26,8 @@ from typing import BinaryIO
 from bmcrypt.bmodel.header import MAGIC
 from bmcrypt.bmodel.reader import MappedBmodel
 from bmcrypt.bmodel.writer import pack_flatbuffer
-from bmcrypt.crypto import DEFAULT_SEG_LOG2, FileKeys, Kind, envelope_length, seal
-from bmcrypt.crypto.envelope_header import ID_LEN, TAG_LEN, Buffer, pack_public_header
+from bmcrypt.crypto import DEFAULT_SEG_LOG2, FileKeys, Kind, seal
+from bmcrypt.crypto.envelope_header import ID_LEN, TAG_LEN, Buffer
 from bmcrypt.crypto.segment_cipher import Engine, engine_for
 from bmcrypt.errors import Corrupt, InputFileError
 from bmcrypt.protect.container import TAIL_LEN, pack_tail
@@ -68,11 +68,12 @@ def seal_bmodel(src: MappedBmodel, out: BinaryIO, keys: FileKeys, *,
     header = src.raw.header
     # Bytes after the declared binary region are kept (clear, covered by the digest).
     region_size = src.raw.file_size - header.binary_offset
-    plan = plan_seal(model, region_size, nets, lambda n: envelope_length(n, seg_log2))
+    plan = plan_seal(model, region_size, nets,
+                     lambda n: keys.envelope_length(Kind.WEIGHTS, n, seg_log2))
 
     flatbuffer = pack_flatbuffer(model)
-    e2_len = envelope_length(len(flatbuffer) + MANIFEST_LEN, seg_log2)
-    e1_len = envelope_length(TAIL_LEN, seg_log2)
+    e2_len = keys.envelope_length(Kind.FLATBUFFER, len(flatbuffer) + MANIFEST_LEN, seg_log2)
+    e1_len = keys.envelope_length(Kind.HEADER_TAIL, TAIL_LEN, seg_log2)
     header_size = 8 + e1_len
     binary_offset = header_size + e2_len
 
@@ -111,9 +112,8 @@ class _Envelope:
 
     def __init__(self, engine: Engine, keys: FileKeys, kind: int, plaintext_len: int,
                  seg_log2: int) -> None:
-        self._public = pack_public_header(kind, seg_log2, plaintext_len, keys.file_id,
-                                          os.urandom(ID_LEN))
-        self.head = self._public + keys.key_block
+        self._public = keys.public_header(kind, seg_log2, plaintext_len, os.urandom(ID_LEN))
+        self.head = self._public + keys.key_material(kind)
         self._engine, self._seg_log2 = engine, seg_log2
         self._buf = bytearray(min(plaintext_len, 1 << seg_log2) + TAG_LEN)
 

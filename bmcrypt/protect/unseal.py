@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 from bmcrypt.bmodel.header import build_header
 from bmcrypt.bmodel.writer import pack_flatbuffer
-from bmcrypt.crypto import HEADER_LEN, Kind, parse_header, wipe
+from bmcrypt.crypto import MAX_HEADER_LEN, Kind, parse_header, wipe
 from bmcrypt.crypto.envelope_header import TAG_LEN, Buffer, Header
 from bmcrypt.crypto.segment_cipher import Engine, engine_for
 from bmcrypt.errors import Corrupt, Tampered
@@ -151,11 +151,12 @@ def _open_region(opened: Opened, plan: Plan, streamer: Streamer,
 
 def _envelope_header(opened: Opened, piece: Piece) -> Header:
     net = piece.nets[0]
-    header = parse_header(opened.binary(piece.src, min(HEADER_LEN, piece.src_size)), whole=False)
+    header = parse_header(opened.binary(piece.src, min(MAX_HEADER_LEN, piece.src_size)),
+                          whole=False)
     header.check_length(piece.src_size)
     if header.kind not in (Kind.WEIGHTS, Kind.GENERIC):
         raise Corrupt(f"the weights of net {net!r} are not a weight envelope")
-    if header.file_id != opened.keys.file_id or header.key_block != opened.key_block:
+    if not opened.keys.owns(header):
         raise Tampered(f"the weights of net {net!r} belong to another encrypted file")
     if header.plaintext_len != piece.plain_size:
         raise Corrupt(f"the weights of net {net!r} do not have their declared size")
@@ -172,16 +173,17 @@ def _open_piece(opened: Opened, source: Source, piece: Piece, engine: Engine, pl
     record = segment + TAG_LEN
     sha = hashlib.sha256()
     wb = Writeback()
-    records_buf = bytearray(min(piece.src_size - HEADER_LEN, record))
+    head_len = header.header_len
+    records_buf = bytearray(min(piece.src_size - head_len, record))
     scratch = bytearray(min(piece.plain_size, segment))
     chunk = max(CHUNK, record)
-    body = piece.src_size - HEADER_LEN
+    body = piece.src_size - head_len
     try:
         for i, done in enumerate(range(0, body, record)):
             if done % chunk < record:  # about once a chunk: read ahead, let go behind
-                source.read_ahead(at + HEADER_LEN + done, at + piece.src_size, chunk)
-                source.release(at + HEADER_LEN + done - chunk, chunk if done else 0)
-            records = source.checked(at + HEADER_LEN + done, min(record, body - done), records_buf)
+                source.read_ahead(at + head_len + done, at + piece.src_size, chunk)
+                source.release(at + head_len + done - chunk, chunk if done else 0)
+            records = source.checked(at + head_len + done, min(record, body - done), records_buf)
             text = plain.target(piece.dst + i * segment, len(records) - TAG_LEN, scratch)
             engine.open_segments(header.public, i, records, text)
             sha.update(text)
