@@ -538,7 +538,7 @@ def test_manifest_round_trip_and_checks() -> None:
     with pytest.raises(Corrupt):
         parse_manifest(plaintext[:-64] + b"BMCX" + plaintext[-60:])
     with pytest.raises(UnsupportedVersion):
-        parse_manifest(plaintext[:-60] + struct.pack("<I", 2) + plaintext[-56:])
+        parse_manifest(plaintext[:-60] + struct.pack("<I", 3) + plaintext[-56:])
     with pytest.raises(Corrupt):
         parse_manifest(plaintext[:-1] + b"\1")
     with pytest.raises(Corrupt):

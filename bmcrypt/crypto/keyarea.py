@@ -120,7 +120,9 @@ def parse_key_area(raw: bytes) -> KeyArea:
         raise Corrupt("the key area has a bad magic")
     if not 1 <= slots <= MAX_SLOTS or len(raw) != key_area_len(slots):
         raise Corrupt(f"the key area's {slots} slots do not fill its {len(raw)} bytes")
-    if not 1 <= count <= slots or any(zero):
+    if any(zero):
+        raise Corrupt("the key area has non-zero reserved bytes")
+    if not 1 <= count <= slots:
         raise Corrupt(f"the key area says {count} of {slots} slots are in use")
     stanzas: list[Stanza] = []
     for i in range(slots):
