@@ -145,9 +145,13 @@ def key_vectors() -> Iterator[Any]:
             "three recipients, none of them the key file given", three.e1, other.secret("key"))
     yield v("wrong_key_wrong_passphrase", "wrong_key", "another passphrase", three.e1,
             {"passphrase": "not the passphrase"})
-    yield v("wrong_key_stanza_key_id", "wrong_key",
-            "the key file's stanza with a flipped key id bit: no stanza matches the key",
+    yield v("tampered_stanza_key_id", "tampered",
+            "the key file's stanza with a flipped key id bit: no id matches, but the key "
+            "check of the key given does (a changed id, not a wrong key)",
             flip(three.e1, stanza(0) + ST_KEY_ID), three.secret("key"))
+    yield v("tampered_stanza_key_id_x25519", "tampered",
+            "the X25519 stanza with a flipped key id bit, opened with its identity",
+            flip(three.e1, stanza(2) + ST_KEY_ID + 7), three.secret("identity"))
     yield v("wrong_key_stanza_scrypt_salt", "wrong_key",
             "a changed scrypt salt derives another K, whose key id matches no stanza",
             flip(three.e1, stanza(1) + ST_MATERIAL + 3), three.secret("passphrase"))

@@ -37,13 +37,7 @@ from bmcrypt.crypto import (
     seal,
     unseal,
 )
-from bmcrypt.protect.manifest import (
-    ClearDigest,
-    Manifest,
-    clear_digest,
-    clear_spans,
-    parse_manifest,
-)
+from bmcrypt.crypto import new_file as _new_file
 from bmcrypt.errors import (
     BmcryptError,
     Corrupt,
@@ -53,8 +47,13 @@ from bmcrypt.errors import (
     UnsupportedVersion,
     WrongKey,
 )
-
-from bmcrypt.crypto import new_file as _new_file
+from bmcrypt.protect.manifest import (
+    ClearDigest,
+    Manifest,
+    clear_digest,
+    clear_spans,
+    parse_manifest,
+)
 
 
 def new_file(secret: Secret, rng: Callable[[int], bytes] | None = None) -> FileKeys:

@@ -148,7 +148,9 @@ def decrypt(
 
 def _decrypted(_path: Path, done: DecryptOutcome) -> None:
     regions = output.plural(done.report.weight_regions, "weight region")
-    output.note(f"decrypted {done.target}: {regions} verified")
+    exact = done.report.original_sha256
+    same = f"; the original file, sha256 {exact[:16]}…" if exact else ""
+    output.note(f"decrypted {done.target}: {regions} verified{same}")
 
 
 def _decrypted_json(done: DecryptOutcome) -> dict[str, Any]:

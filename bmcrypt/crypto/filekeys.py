@@ -37,6 +37,7 @@ from bmcrypt.crypto.keyarea import (
     KeyArea,
     RecipientLike,
     Stanza,
+    changed_key_id,
     new_key_area,
     parse_key_area,
     stanza_keys,
@@ -266,18 +267,22 @@ def _open_area(header: Header, secrets: list[Secret]) -> FileKeys:
                             opened_with=stanza.key_id)
     if failure is not None:
         raise failure
+    changed = changed_key_id(area, secrets, header.file_id)
+    if changed is not None:
+        raise Tampered(f"key slot {changed.key_id.hex()} failed authentication (its key id "
+                       "was changed)")
     raise _wrong_key(area, secrets)
 
 
 def _wrong_key(area: KeyArea, secrets: list[Secret]) -> WrongKey:
     listed = ", ".join(f"{s.key_id.hex()} ({s.describe})" for s in area.stanzas)
+    needs = f"key id {listed}" if len(area.stanzas) == 1 else f"one of key ids {listed}"
     given = [getattr(s, "key_id_hex", None) or "a passphrase" for s in secrets]
     if given == ["a passphrase"]:
-        return WrongKey(f"wrong passphrase: no recipient of this file opens with it "
-                        f"(the file lists {listed})",
+        return WrongKey(f"wrong passphrase: the file needs {needs}",
                         hint="give the passphrase the file was encrypted with, or another key")
-    return WrongKey(f"wrong key: the file opens with key ids {listed}; given: "
-                    f"{', '.join(given)}",
+    which = "the key given has id" if len(given) == 1 else "the keys given have ids"
+    return WrongKey(f"wrong key: the file needs {needs}; {which} {', '.join(given)}",
                     hint="pass --key with a key file or identity the file was encrypted for")
 
 

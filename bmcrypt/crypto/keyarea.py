@@ -39,8 +39,8 @@ from bmcrypt.crypto.kdf import (
     ScryptParams,
     UserKey,
     default_rng,
-    key_check_of,
     kek_of,
+    key_check_of,
 )
 from bmcrypt.crypto.x25519 import Identity, Recipient
 from bmcrypt.errors import Corrupt, Tampered, UnsupportedVersion
@@ -213,26 +213,39 @@ def new_key_area(recipients: list[RecipientLike], file_id: bytes, dk: bytes, *,
 # ---------------------------------------------------------------- opening
 
 
-def stanza_keys(stanza: Stanza, secrets: list[object]) -> list[bytes]:
-    """K of every secret whose key id matches the stanza's (a passphrase: derived first)."""
+def stanza_keys(stanza: Stanza, secrets: list[object], *, by_id: bool = True) -> list[bytes]:
+    """K of every secret whose key id matches the stanza's (a passphrase: derived first);
+    with `by_id=False`, of every secret of the stanza's type whose id does *not* match."""
     keys: list[bytes] = []
     for secret in secrets:
         if stanza.type == StanzaType.KEY_FILE and isinstance(secret, UserKey):
-            if secret.source == KeySource.RAW and secret.key_id == stanza.key_id:
+            if secret.source == KeySource.RAW and (secret.key_id == stanza.key_id) == by_id:
                 keys.append(secret._k)
         elif stanza.type == StanzaType.PASSPHRASE and isinstance(secret, Passphrase):
             assert stanza.scrypt is not None
             derived = secret.derive(stanza.scrypt)
-            if derived.key_id == stanza.key_id:
+            if (derived.key_id == stanza.key_id) == by_id:
                 keys.append(derived._k)
         elif stanza.type == StanzaType.X25519 and isinstance(secret, Identity):
-            if secret.key_id == stanza.key_id:
+            if (secret.key_id == stanza.key_id) == by_id:
                 assert stanza.ephemeral is not None
                 k = secret.stanza_key(stanza.ephemeral)
                 if k is None:
-                    raise Tampered("an X25519 key slot has an ephemeral key of small order")
+                    if by_id:
+                        raise Tampered("an X25519 key slot has an ephemeral key of small order")
+                    continue
                 keys.append(k)
     return keys
+
+
+def changed_key_id(area: KeyArea, secrets: list[object], file_id: bytes) -> Stanza | None:
+    """A stanza whose key id matches none of `secrets` but whose key check matches one of them:
+    its key id was changed (tampered), not a wrong key (FORMAT.md §8.2, as §4.3 for v1)."""
+    for stanza in area.stanzas:
+        for k in stanza_keys(stanza, secrets, by_id=False):
+            if hmac.compare_digest(key_check_of(k, file_id, 2), stanza.key_check):
+                return stanza
+    return None
 
 
 def unwrap_stanza(stanza: Stanza, k: bytes, file_id: bytes) -> bytes:

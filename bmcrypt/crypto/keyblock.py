@@ -148,7 +148,8 @@ def _candidates(block: KeyBlock, secrets: list[Secret]) -> list[UserKey]:
         if isinstance(secret, Passphrase):
             if block.scrypt is not None:
                 keys.append(secret.derive(block.scrypt))
-        elif isinstance(secret, UserKey) and secret.source == block.source and secret.scrypt == block.scrypt:
+        elif isinstance(secret, UserKey) and (secret.source, secret.scrypt) == (block.source,
+                                                                                block.scrypt):
             keys.append(secret)
     return keys
 

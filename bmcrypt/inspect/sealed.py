@@ -30,6 +30,7 @@ from bmcrypt.inspect.report import (
     LayoutEntry,
 )
 from bmcrypt.protect.opened import Opened, probe
+from bmcrypt.protect.restore import RestoreRecord
 
 # ---------------------------------------------------------------- foreign
 
@@ -115,8 +116,8 @@ def _key_info(e1: EnvelopeHeader, opened_with: bytes | None) -> dict[str, Any]:
 
 
 def _bmcrypt_info(e1: EnvelopeHeader, e2: EnvelopeHeader, header_size: int, fb_len: int,
-                  binary_size: int, *, opened: bool,
-                  opened_with: bytes | None = None) -> dict[str, Any]:
+                  binary_size: int, *, opened: bool, opened_with: bytes | None = None,
+                  restore: RestoreRecord | None = None) -> dict[str, Any]:
     algorithm = e1.public[5]
     return {
         "state": "bmcrypt",
@@ -134,6 +135,10 @@ def _bmcrypt_info(e1: EnvelopeHeader, e2: EnvelopeHeader, header_size: int, fb_l
         # writes kind 0 envelopes without one (FORMAT.md §5).
         "clear_digest": e2.kind == Kind.FLATBUFFER,
         "opened": opened,
+        # Version 2, once opened: the plain file that decrypting gives back byte for byte
+        # (FORMAT.md §8.4); None without a key, or for a version-1 file (an equivalent one).
+        "original_sha256": restore.sha256.hex() if restore is not None else None,
+        "original_size": restore.length if restore is not None else None,
     }
 
 
@@ -148,7 +153,7 @@ def opened_report(o: Opened) -> FileReport:
     m = replace(m, device_mem=device, host_mem=host)
     e2 = _envelope_header(o)
     info = _bmcrypt_info(o.envelope, e2, o.header_size, o.flatbuffers_size, o.binary_size,
-                         opened=True, opened_with=o.keys.key_id)
+                         opened=True, opened_with=o.keys.key_id, restore=o.restore)
     report = plain_report(m, root, encryption=info,
                            layout=_sealed_layout(m, _fb_label(e2.kind)))
     report.notes.append("header and FlatBuffer authenticated with key "

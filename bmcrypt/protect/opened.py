@@ -39,6 +39,7 @@ from bmcrypt.errors import (
 from bmcrypt.files.opening import open_input_file
 from bmcrypt.protect.container import ENVELOPE_MAGIC, MIN_HEADER_SIZE, TAIL_LEN
 from bmcrypt.protect.manifest import Manifest, parse_manifest
+from bmcrypt.protect.restore import RestoreRecord, parse_restore_record
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class Opened:
     binary_size: int
     flatbuffer: bytes  # the plain FlatBuffer (verified)
     manifest: Manifest | None  # None for files made by `model_tool --encrypt -lib libbmcrypt.so`
+    restore: RestoreRecord | None = None  # version 2: how to rebuild the original exactly
 
     @property
     def binary_offset(self) -> int:
@@ -152,9 +154,13 @@ def _open(p: Path, mm: mmap.mmap, keyring: Keyring) -> Opened:
     _same_file(keys, e2, p, "the FlatBuffer")
     plain = _unseal(raw_e2, keys, "FlatBuffer")
     manifest = None
+    record = None
     if e2.kind == Kind.FLATBUFFER:
         manifest = parse_manifest(plain)
         fb = bytes(plain[:manifest.flatbuffer_len])
+        if manifest.restore_len:
+            record = parse_restore_record(
+                plain[manifest.flatbuffer_len:manifest.flatbuffer_len + manifest.restore_len])
     elif e2.kind == Kind.GENERIC:
         fb = bytes(plain)
     else:
@@ -163,7 +169,7 @@ def _open(p: Path, mm: mmap.mmap, keyring: Keyring) -> Opened:
         raise Corrupt(f"{p}: the FlatBuffer is over the 1 GiB limit")
     decode_flatbuffer(fb)  # verify before anyone trusts an offset in it
     return Opened(p, mm, len(mm), header_size, e1, keys, bytes(e1.key_block), fb_size, binary_size,
-                  fb, manifest)
+                  fb, manifest, record)
 
 
 def _same_file(keys: FileKeys, other: Header, p: Path, what: str) -> None:
