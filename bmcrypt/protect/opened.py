@@ -114,6 +114,15 @@ def probe(mm: mmap.mmap | bytes, path: Path) -> Visible:
     return Visible(header_size, e1, e2)
 
 
+def probe_path(path: Path) -> Visible:
+    """`probe` of the file at `path`: what anyone can see of it, without a key."""
+    p, mm = _map(path)
+    try:
+        return probe(mm, p)
+    finally:
+        _close(mm)
+
+
 @contextmanager
 def open_encrypted(path: str | os.PathLike[str], keyring: Keyring) -> Iterator[Opened]:
     """Authenticate header and FlatBuffer of a bmcrypt file and yield it, memory-mapped."""

@@ -50,6 +50,7 @@ class SealReport:
     sealed_nets: tuple[str, ...]
     key_id: str
     original_sha256: str  # of the plain file; decrypting a version-2 file gives it back
+    key_ids: tuple[str, ...] = ()  # every recipient's key id, in key-area order
 
 
 def seal_bmodel(src: MappedBmodel, out: BinaryIO, keys: FileKeys, *,
@@ -115,6 +116,7 @@ def seal_bmodel(src: MappedBmodel, out: BinaryIO, keys: FileKeys, *,
         sealed_nets=tuple(sorted({n for p in sealed for n in p.nets})),
         key_id=keys.key_id.hex(),
         original_sha256=original.hexdigest(),
+        key_ids=tuple(keys.area().key_ids) if keys.version >= 2 else (keys.key_id.hex(),),
     )
 
 
