@@ -160,12 +160,11 @@ def test_recipient_strings_round_trip_and_typos_are_refused() -> None:
 
 
 def test_bech32_matches_bip173() -> None:
-    # BIP 173's valid strings and its segwit example (hrp "bc", witness data regrouped).
+    # BIP 173's valid strings (their data regrouped to bytes) and invalid ones.
+    data = bytes.fromhex("00443214c74254b635cf84653a56d7c675be77df")
+    text = "abcdef1qpzry9x8gf2tvdw0s3jn54khce6mua7lmqqqxw"
     assert bech32.decode("A12UEL5L", "a") == b""
-    assert bech32.decode("abcdef1qpzry9x8gf2tvdw0s3jn54khce6mua7lmqqqxw", "abcdef") == bytes.fromhex(
-        "00443214c74254b635cf84653a56d7c675be77df")
-    assert bech32.encode("abcdef", bytes.fromhex("00443214c74254b635cf84653a56d7c675be77df")) == \
-        "abcdef1qpzry9x8gf2tvdw0s3jn54khce6mua7lmqqqxw"
+    assert bech32.decode(text, "abcdef") == data and bech32.encode("abcdef", data) == text
     for bad in ("pzry9x0s0muk", "1pzry9x0s0muk", "x1b4n0q5v", "li1dgmt3", "A1G7SGD8"):
         with pytest.raises(ValueError):
             bech32.decode(bad, bad.lower()[:max(bad.lower().rfind("1"), 0)] or "x")
