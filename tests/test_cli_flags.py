@@ -54,7 +54,7 @@ def test_short_help_and_version():
     assert version.returncode == 0
     assert version.stdout == bmcrypt("--version").stdout
     assert f"Crypto++ {_native.cryptopp_version()}" in version.stdout
-    assert "file format 1" in version.stdout
+    assert "file format 2" in version.stdout
 
 
 @pytest.mark.parametrize("args", [["--version"], ["--help"], ["verify", "--help"]])
