@@ -29,7 +29,7 @@ from bmcrypt.cli.options import (
     keyring,
     new_secret,
     recipients,
-    secret,
+    writers,
 )
 
 if TYPE_CHECKING:
@@ -44,7 +44,8 @@ def encrypt(
         metavar="MODEL...", help="Plain .bmodel files to protect (directories with -r).")],
     key: Annotated[list[Path] | None, typer.Option(
         "--key", "-k", metavar="KEYFILE",
-        help="Key file or identity file, once (default: $BMCRYPT_KEY_FILE, unless -r/-R).")
+        help="Encrypt for this key file or identity file; repeatable (default: "
+             "$BMCRYPT_KEY_FILE, unless -r/-R/-p).")
     ] = None,
     passphrase: UsePassphrase = False,
     recipient: Recipients = None,
@@ -77,21 +78,16 @@ def encrypt(
         batch.one_at_most(paths, "--output")
         _no_stdout(out)
     _one_backup_file(paths, backup)
-    public = recipients(recipient, recipients_file)
-    # With -r/-R alone the environment's key is not added: encrypting for devices must not
-    # silently also encrypt for whatever key this shell happens to hold.
-    writers: list[Any] = [secret(key, passphrase, confirm=True)] if (
-        key or passphrase or not public) else []
-    writers += public
+    for_whom = writers(key, passphrase, recipients(recipient, recipients_file))
     slots = recipient_slots or DEFAULT_SLOTS
-    if len(writers) > slots:
+    if len(for_whom) > slots:
         from bmcrypt.errors import UsageError
 
-        raise UsageError(f"{len(writers)} recipients do not fit in {slots} key slots",
-                         hint=f"pass --recipient-slots {len(writers)} or more")
+        raise UsageError(f"{len(for_whom)} recipients do not fit in {slots} key slots",
+                         hint=f"pass --recipient-slots {len(for_whom)} or more")
     selected = {n.strip() for n in nets.split(",") if n.strip()} if nets else None
     outcomes = batch.run(paths, lambda p, bars: encrypt_model(
-        p, writers, nets=selected, output=out, backup=not no_backup, backup_path=backup,
+        p, for_whom, nets=selected, output=out, backup=not no_backup, backup_path=backup,
         progress=bars, slots=slots), jobs=jobs, show=_encrypted)
     batch.conclude(outcomes, _encrypted_json, verb="encrypted")
 
