@@ -26,10 +26,9 @@ from bmcrypt.crypto import (
     unseal,
 )
 from bmcrypt.crypto.envelope import open_segment_run
-from bmcrypt.errors import KeyFileError, Tampered, UsageError, WrongKey
+from bmcrypt.errors import KeyFileError, SlotsFull, Tampered, UsageError, WrongKey
 from bmcrypt.keys import generate_identity_file, load_key_file
 from bmcrypt.protect.opened import open_encrypted
-from bmcrypt.protect.rekey import SlotsFull
 from bmcrypt.workflow import (
     change_model_recipients,
     decrypt_model,
