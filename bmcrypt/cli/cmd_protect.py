@@ -1,4 +1,5 @@
-"""`bmcrypt encrypt | decrypt | verify | rekey`: the commands that seal and open models.
+"""`bmcrypt encrypt | decrypt | verify`: the commands that seal and open models (rekey:
+cmd_rekey.py).
 
 Each takes one or more models (a directory with -r); batch.py runs them file by file.
 """
@@ -19,12 +20,16 @@ from bmcrypt.cli.options import (
     JsonOut,
     KeyRing,
     Quiet,
+    Recipients,
+    RecipientsFile,
+    RecipientSlots,
     Recursive,
+    RecursiveLong,
     UsePassphrase,
     Verbose,
     keyring,
-    new_secret,
-    secret,
+    recipients,
+    writers,
 )
 
 if TYPE_CHECKING:
@@ -39,8 +44,13 @@ def encrypt(
         metavar="MODEL...", help="Plain .bmodel files to protect (directories with -r).")],
     key: Annotated[list[Path] | None, typer.Option(
         "--key", "-k", metavar="KEYFILE",
-        help="Key file, once: a file has one key (default: $BMCRYPT_KEY_FILE).")] = None,
+        help="Encrypt for this key file or identity file; repeatable (default: "
+             "$BMCRYPT_KEY_FILE, unless -r/-R/-p).")
+    ] = None,
     passphrase: UsePassphrase = False,
+    recipient: Recipients = None,
+    recipients_file: RecipientsFile = None,
+    recipient_slots: RecipientSlots = None,
     nets: Annotated[str | None, typer.Option(
         "--nets", metavar="N1,N2", help="Encrypt only these nets' weights (default: all).")] = None,
     out: Annotated[Path | None, typer.Option(
@@ -49,13 +59,18 @@ def encrypt(
     no_backup: Annotated[bool, typer.Option(
         "--no-backup", help="In place without MODEL.bak.")] = False,
     backup: BackupPath = None,
-    recursive: Recursive = False,
+    recursive: RecursiveLong = False,
     jobs: Jobs = 1,
     json_: JsonOut = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
-    """Encrypt models' weights, FlatBuffer and header — in place, after a verified backup."""
+    """Encrypt models' weights, FlatBuffer and header — in place, after a verified backup.
+
+    For one or more recipients: --key (a key file, or an identity for its own recipient),
+    --passphrase, and -r/-R X25519 recipients, in any combination.
+    """
+    from bmcrypt.crypto import DEFAULT_SLOTS
     from bmcrypt.workflow import encrypt_model
 
     paths = batch.expand(models, recursive)
@@ -63,11 +78,17 @@ def encrypt(
         batch.one_at_most(paths, "--output")
         _no_stdout(out)
     _one_backup_file(paths, backup)
-    key_ = secret(key, passphrase, confirm=True)
+    for_whom = writers(key, passphrase, recipients(recipient, recipients_file))
+    slots = recipient_slots or DEFAULT_SLOTS
+    if len(for_whom) > slots:
+        from bmcrypt.errors import UsageError
+
+        raise UsageError(f"{len(for_whom)} recipients do not fit in {slots} key slots",
+                         hint=f"pass --recipient-slots {len(for_whom)} or more")
     selected = {n.strip() for n in nets.split(",") if n.strip()} if nets else None
     outcomes = batch.run(paths, lambda p, bars: encrypt_model(
-        p, key_, nets=selected, output=out, backup=not no_backup, backup_path=backup,
-        progress=bars), jobs=jobs, show=_encrypted)
+        p, for_whom, nets=selected, output=out, backup=not no_backup, backup_path=backup,
+        progress=bars, slots=slots), jobs=jobs, show=_encrypted)
     batch.conclude(outcomes, _encrypted_json, verb="encrypted")
 
 
@@ -79,9 +100,11 @@ def _encrypted(_path: Path, done: EncryptOutcome) -> None:
         output.warning(f"{done.target} has {output.plural(done.other_links, 'other hard link')}; "
                        f"the other names still hold the plaintext (see docs/backups.md)")
     r = done.report
+    keys = (f"key {r.key_id}" if len(r.key_ids) <= 1
+            else f"{len(r.key_ids)} recipients ({', '.join(r.key_ids)})")
     output.note(f"encrypted {done.target}: {output.plural(r.sealed_regions, 'weight region')} "
                 f"({r.sealed_bytes} bytes) of {output.plural(len(r.sealed_nets), 'net')}, "
-                f"key {r.key_id}")
+                f"{keys}")
 
 
 def _encrypted_json(done: EncryptOutcome) -> dict[str, Any]:
@@ -148,7 +171,9 @@ def decrypt(
 
 def _decrypted(_path: Path, done: DecryptOutcome) -> None:
     regions = output.plural(done.report.weight_regions, "weight region")
-    output.note(f"decrypted {done.target}: {regions} verified")
+    exact = done.report.original_sha256
+    same = f"; the original file, sha256 {exact[:16]}…" if exact else ""
+    output.note(f"decrypted {done.target}: {regions} verified{same}")
 
 
 def _decrypted_json(done: DecryptOutcome) -> dict[str, Any]:
@@ -200,38 +225,3 @@ def _verified(model: Path, report: Any) -> None:
     else:
         output.data(f"{model}: clear regions not covered (written by model_tool --encrypt; "
                     "no clear-region digest in the file)")
-
-
-def rekey(
-    models: Models,
-    key: Annotated[list[Path] | None, typer.Option(
-        "--key", "-k", metavar="OLD",
-        help="The current key file; repeat it for a key ring (default: $BMCRYPT_KEY_FILE).")
-    ] = None,
-    passphrase: Annotated[bool, typer.Option(
-        "--passphrase", "-p", help="The current key is a passphrase (prompted).")] = False,
-    new_key: Annotated[Path | None, typer.Option(
-        "--new-key", metavar="NEW", help="The new key file.")] = None,
-    new_passphrase: Annotated[bool, typer.Option(
-        "--new-passphrase", help="Switch to a passphrase (prompted twice).")] = False,
-    recursive: Recursive = False,
-    jobs: Jobs = 1,
-    json_: JsonOut = False,
-    quiet: Quiet = False,
-    verbose: Verbose = False,
-) -> None:
-    """Rewrap files' data keys for a new key; the weights are not re-encrypted."""
-    from bmcrypt.workflow import rekey_model
-
-    paths = batch.expand(models, recursive)
-    old = keyring(key, passphrase)
-    new = new_secret(new_key, new_passphrase)
-    outcomes = batch.run(paths, lambda p, _bars: rekey_model(p, old, new), jobs=jobs,
-                         show=_rekeyed)
-    batch.conclude(outcomes, dataclasses.asdict, verb="rekeyed")
-
-
-def _rekeyed(model: Path, report: Any) -> None:
-    envelopes = output.plural(report.envelopes, "envelope")
-    output.note(f"rekeyed {model}: {envelopes} now open with key "
-                f"{report.new_key_id} (no longer {report.old_key_id})")
