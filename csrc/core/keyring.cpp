@@ -4,6 +4,8 @@
 #include <cstring>
 
 #include "error.h"
+#include "keyfile.h"
+#include "recipients.h"
 
 namespace bmcrypt {
 namespace {
@@ -11,6 +13,7 @@ namespace {
 // Bounds on the caches: a process rarely opens more than a few files at once, and a full cache
 // is simply dropped (the next envelope unwraps again).
 constexpr size_t kMaxCachedDataKeys = 64;
+constexpr size_t kMaxOpenedFiles = 64;  // version 2 files whose E1 was opened (LRU)
 constexpr size_t kMaxDerivedPerPassphrase = 16;
 
 std::string hex(const uint8_t* p, size_t n) {
@@ -23,7 +26,18 @@ std::string hex(const uint8_t* p, size_t n) {
   return s;
 }
 
+std::mutex g_licence_mu;
+KeyRing::LicenceCheck& licence_check() {
+  static KeyRing::LicenceCheck* check = new KeyRing::LicenceCheck;  // never destroyed (see below)
+  return *check;
+}
+
 }  // namespace
+
+void KeyRing::set_licence_check(LicenceCheck check) {
+  std::lock_guard<std::mutex> lock(g_licence_mu);
+  licence_check() = std::move(check);
+}
 
 void KeyRing::add_key(const uint8_t* k) {
   if (!k) throw Error(Errc::bad_argument, "no key given");
@@ -47,27 +61,54 @@ void KeyRing::add_passphrase(std::string_view passphrase) {
   order_.emplace_back(KeySource::passphrase, passphrases_.size() - 1);
 }
 
+void KeyRing::add_identity(const uint8_t* secret) {
+  if (!secret) throw Error(Errc::bad_argument, "no identity given");
+  Identity id;
+  id.secret.Assign(secret, kKeySize);
+  id.public_key = x25519_public(secret);
+  id.id = x25519_key_id(id.public_key);
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const Identity& i : identities_)
+    if (i.id == id.id && i.public_key == id.public_key) return;  // already registered
+  identities_.push_back(std::move(id));
+}
+
+void KeyRing::add_key_file(const std::string& path) {
+  const KeyMaterial m = read_key_material(path);
+  if (m.type == KeyMaterial::Type::identity)
+    add_identity(m.secret.data());
+  else
+    add_key(m.secret.data());
+}
+
 void KeyRing::clear() {
   std::lock_guard<std::mutex> lock(mu_);
   raw_.clear();  // SecByteBlock wipes on destruction
   passphrases_.clear();
+  identities_.clear();
   order_.clear();
   dk_cache_.clear();
+  file_dks_.clear();
 }
 
 bool KeyRing::empty() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return order_.empty();
+  return order_.empty() && identities_.empty();
 }
 
-const SecretBytes& KeyRing::derived(Passphrase& pass, const KeyBlock& block) {
+const SecretBytes& KeyRing::derived(Passphrase& pass, const uint8_t* params_and_salt) {
+  // log2N, r, p, salt: bytes 1..20 of a version 1 key block and of a version 2 stanza alike,
+  // bounds already checked by their validation.
   std::array<uint8_t, 3 + kFileIdSize> key;
-  std::memcpy(key.data(), block.data() + 1, key.size());  // log2N, r, p, salt: bytes 1..20
+  std::memcpy(key.data(), params_and_salt, key.size());
   auto it = pass.by_salt.find(key);
   if (it != pass.by_salt.end()) return it->second;
   if (pass.by_salt.size() >= kMaxDerivedPerPassphrase) pass.by_salt.clear();
   std::string_view text(reinterpret_cast<const char*>(pass.utf8.data()), pass.utf8.size());
-  return pass.by_salt.emplace(key, passphrase_key_for(text, block)).first->second;
+  FileId salt;
+  std::memcpy(salt.data(), params_and_salt + 3, salt.size());
+  SecretBytes k = scrypt_key(text, salt, key[0], key[1], key[2]);
+  return pass.by_salt.emplace(key, std::move(k)).first->second;
 }
 
 std::vector<const SecretBytes*> KeyRing::candidates(const KeyBlock& block) {
@@ -75,7 +116,8 @@ std::vector<const SecretBytes*> KeyRing::candidates(const KeyBlock& block) {
   if (block.source() == KeySource::raw) {
     for (const RawKey& r : raw_) keys.push_back(&r.k);
   } else {
-    for (Passphrase& p : passphrases_) keys.push_back(&derived(p, block));
+    validate_key_block(block);
+    for (Passphrase& p : passphrases_) keys.push_back(&derived(p, block.data() + 1));
   }
   // Try the key the block names first; the others only matter for telling errors apart.
   std::stable_partition(keys.begin(), keys.end(),
@@ -84,6 +126,25 @@ std::vector<const SecretBytes*> KeyRing::candidates(const KeyBlock& block) {
 }
 
 SecretBytes KeyRing::data_key(const EnvelopeHeader& h) {
+  if (h.version != kFormatVersion2) return data_key_v1(h);
+  if (h.kind != Kind::header_tail) return file_dk_v2(h);
+  SecretBytes dk = open_key_area(h);
+  if (h.licence_required()) {
+    LicenceCheck check;
+    {
+      std::lock_guard<std::mutex> lock(g_licence_mu);
+      check = licence_check();
+    }
+    if (!check)
+      throw Error(Errc::unsupported_version,
+                  "unsupported: licence required (this build of bmcrypt cannot check licences)");
+    check(h, *this);  // outside mu_: the check may ask the ring
+  }
+  keep_file_dk(h, dk);
+  return dk;
+}
+
+SecretBytes KeyRing::data_key_v1(const EnvelopeHeader& h) {
   DkCacheKey cache_key;
   std::memcpy(cache_key.data(), h.file_id.data(), kFileIdSize);
   std::memcpy(cache_key.data() + kFileIdSize, h.key_block.data(), KeyBlock::kSize);
@@ -119,9 +180,88 @@ SecretBytes KeyRing::data_key(const EnvelopeHeader& h) {
               "wrong key: the file needs key id " + hex(h.key_block.key_id().data(), kKeyIdSize));
 }
 
+SecretBytes KeyRing::open_key_area(const EnvelopeHeader& e1) {
+  const ByteView area(e1.key_area.data(), e1.key_area.size());
+  validate_key_area(area);
+  const std::vector<Stanza> stanzas = stanzas_in_use(area);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (order_.empty() && identities_.empty()) {
+    std::string ids;
+    for (const Stanza& s : stanzas)
+      if (s.type() != StanzaType::passphrase) ids += (ids.empty() ? "" : ", ") + hex(s.key_id().data(), kKeyIdSize);
+    throw Error(Errc::no_key, "no key registered" + (ids.empty() ? std::string() : " (the file opens with key id " + ids + ")"));
+  }
+  // Every stanza a registered key names: raw keys and identities by key id, passphrases by
+  // deriving K for each type 2 stanza. A named key whose check or wrap fails is tampering.
+  std::string listed;
+  bool passphrase_listed = false;
+  for (const Stanza& s : stanzas) {
+    const KeyId id = s.key_id();
+    const SecretBytes* k = nullptr;
+    SecretBytes x25519_k;
+    switch (s.type()) {
+      case StanzaType::key_file:
+        for (const RawKey& r : raw_)
+          if (r.id == id) k = &r.k;
+        break;
+      case StanzaType::x25519:
+        for (const Identity& i : identities_)
+          if (i.id == id) {
+            x25519_k = x25519_stanza_key_for(s, i.secret.data(), i.public_key);
+            k = &x25519_k;
+          }
+        break;
+      case StanzaType::passphrase:
+        passphrase_listed = true;
+        for (Passphrase& p : passphrases_) {
+          const SecretBytes& candidate = derived(p, s.data() + 1);
+          if (key_id(candidate.data()) == id) k = &candidate;
+        }
+        break;
+    }
+    if (s.type() != StanzaType::passphrase) listed += (listed.empty() ? "" : ", ") + hex(id.data(), kKeyIdSize);
+    if (!k) continue;
+    if (!stanza_key_check_matches(s, k->data(), e1.file_id))
+      throw Error(Errc::tampered, "a recipient stanza was altered (key check does not match its key id)");
+    return unwrap_stanza(s, k->data(), e1.file_id, e1.dk_check);
+  }
+  std::string why = "wrong key: no registered key is a recipient of the file";
+  if (!listed.empty()) why += " (it opens with key id " + listed + (passphrase_listed ? " or a passphrase)" : ")");
+  else if (passphrase_listed) why += " (it opens with a passphrase)";
+  throw Error(Errc::wrong_key, why);
+}
+
+void KeyRing::keep_file_dk(const EnvelopeHeader& e1, const SecretBytes& dk) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = file_dks_.begin(); it != file_dks_.end(); ++it)
+    if (it->file_id == e1.file_id) {
+      file_dks_.erase(it);  // SecByteBlock wipes
+      break;
+    }
+  file_dks_.push_front({e1.file_id, e1.dk_check, dk});
+  while (file_dks_.size() > kMaxOpenedFiles) file_dks_.pop_back();
+}
+
+SecretBytes KeyRing::file_dk_v2(const EnvelopeHeader& h) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = file_dks_.begin(); it != file_dks_.end(); ++it) {
+    if (it->file_id != h.file_id) continue;
+    if (!equal_ct(it->dk_check.data(), h.dk_check.data(), h.dk_check.size()))
+      throw Error(Errc::tampered, "the envelope belongs to another file (its dk_check differs from its header's)");
+    file_dks_.splice(file_dks_.begin(), file_dks_, it);
+    return it->dk;
+  }
+  throw Error(Errc::wrong_key,
+              "no key for this envelope: open the header first (its file's header envelope was not "
+              "opened with a registered key in this process)");
+}
+
 UserKey KeyRing::writer_key() const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (order_.empty()) throw Error(Errc::no_key, "no key registered to encrypt with");
+  if (order_.empty())
+    throw Error(Errc::no_key, identities_.empty()
+                                  ? "no key registered to encrypt with"
+                                  : "no key registered to encrypt with (an identity only decrypts)");
   const auto [source, index] = order_.front();
   if (source == KeySource::raw) return raw_user_key(raw_[index].k.data());
   const SecretBytes& utf8 = passphrases_[index].utf8;

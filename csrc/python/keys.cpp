@@ -18,7 +18,7 @@ void register_keys(py::module_& m) {
   m.def("register_key_file", [](const py::object& path) {
         const std::string p = fs_path(path);
         py::gil_scoped_release release;
-        global_keyring().add_key(read_key_file(p).data());
+        global_keyring().add_key_file(p);
       }, py::arg("path"), "Registers the key of a key file (refused if group/other may access it)");
   m.def("register_passphrase", [](std::string passphrase) {
         if (passphrase.empty()) throw py::value_error("the passphrase is empty");
