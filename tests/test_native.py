@@ -30,6 +30,7 @@ SANITIZE = "-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 NATIVE_TESTS = {
     "test_vectors": [VECTORS],
     "test_core": [FIXTURES],
+    "test_format2": [FIXTURES],
     "test_plugin": [FIXTURES],
 }
 
