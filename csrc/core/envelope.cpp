@@ -308,6 +308,8 @@ void seal_envelope(const FileKeys& keys, Kind kind, ByteView plaintext, uint8_t*
   if (!plaintext.data && plaintext.size) throw Error(Errc::bad_argument, "no plaintext bytes");
   const bool v2 = keys.version == kFormatVersion2;
   if (v2 && kind == Kind::generic) throw Error(Errc::bad_argument, "version 2 has no kind 0");
+  if (v2 && kind == Kind::header_tail && !valid_key_area_len(keys.key_area.size()))
+    throw Error(Errc::bad_argument, "a version 2 header envelope needs a key area");
   sealed_size(keys, kind, plaintext.size, seg_log2);  // range checks
 
   EnvelopeHeader h;
