@@ -44,7 +44,8 @@ RestoreRecord parse_restore_record(ByteView rec) {
     RestoreExtent x{load_le64(e), load_le64(e + 8), load_le64(e + 16), load_le32(e + 24)};
     if (load_le32(e + 28) != 0) corrupt("an extent with non-zero reserved bytes");
     if (x.source > 1) corrupt("an extent of unknown source " + std::to_string(x.source));
-    if (x.orig_off != at) corrupt("the extents are not sorted or do not tile the original body");
+    if (x.orig_off != at || x.len == 0)
+      corrupt("the extents are not sorted or do not tile the original body");
     if (x.len > body - at) corrupt("an extent past the end of the original body");
     at += x.len;
     r.extents.push_back(x);
@@ -55,12 +56,16 @@ RestoreRecord parse_restore_record(ByteView rec) {
 
 void check_restore_extents(const RestoreRecord& r, uint64_t region_size,
                            const std::vector<SealedRegion>& sealed) {
+  std::vector<bool> used(sealed.size(), false);
   for (const RestoreExtent& x : r.extents) {
     if (x.source == 1) {
       const auto it = std::find_if(sealed.begin(), sealed.end(),
                                    [&](const SealedRegion& s) { return s.start == x.new_off; });
       if (it == sealed.end()) corrupt("a weight extent that does not start at a weight envelope");
       if (it->decrypt_size != x.len) corrupt("a weight extent whose length is not its envelope's plaintext length");
+      const size_t i = size_t(it - sealed.begin());
+      if (used[i]) corrupt("a weight envelope restored twice");
+      used[i] = true;
       continue;
     }
     if (x.new_off > region_size || x.len > region_size - x.new_off)
@@ -70,6 +75,9 @@ void check_restore_extents(const RestoreRecord& r, uint64_t region_size,
       if (x.new_off < s.start + s.size && s.start < x.new_off + x.len)
         corrupt("a clear extent overlaps a weight envelope");
   }
+  // Every byte of the original is restored from somewhere, so every envelope is used.
+  if (std::find(used.begin(), used.end(), false) != used.end())
+    corrupt("a weight envelope is missing from the extents");
 }
 
 }  // namespace bmcrypt

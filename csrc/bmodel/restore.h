@@ -30,13 +30,14 @@ struct RestoreRecord {
   uint64_t body_len() const;  // length - 64 - flatbuffer.size
 };
 
-// Parses the record and checks its own layout (lengths, zero bytes and padding, extents sorted
-// and tiling the body). Throws Error(corrupt).
+// Parses the record and checks its own layout (lengths, zero bytes and padding, non-empty
+// extents sorted and tiling the body). Throws Error(corrupt).
 RestoreRecord parse_restore_record(ByteView record);
 
 // The rules that need the encrypted file (§8.4): a source 0 extent lies within the clear spans
 // of the binary region (region_size bytes, minus the sealed regions); a source 1 extent starts
-// where a sealed region starts and has its plaintext length. Throws Error(corrupt).
+// where a sealed region starts and has its plaintext length, and every sealed region is the
+// source of exactly one extent (the rules of bmcrypt/protect/restore.py). Throws Error(corrupt).
 void check_restore_extents(const RestoreRecord& record, uint64_t region_size,
                            const std::vector<SealedRegion>& sealed);
 

@@ -400,6 +400,18 @@ void test_restore_record_rules() {
   CHECK(code_of([&] { check_restore_extents(r, 400, sealed); }) == Errc::corrupt);
   sealed[0].decrypt_size = 20, sealed[0].start = 5;  // the clear extent [0, 10) overlaps it
   CHECK(code_of([&] { check_restore_extents(r, 400, sealed); }) == Errc::corrupt);
+  sealed[0].start = 100;
+  sealed.push_back(sealed[0]);
+  sealed[1].start = 300;  // an envelope no extent restores
+  CHECK(code_of([&] { check_restore_extents(r, 400, sealed); }) == Errc::corrupt);
+  Bytes twice = record(10, 20, 1);  // the body's first 10 bytes from the envelope as well
+  store_le32(twice.data() + 128 + 24, 1), store_le64(twice.data() + 128 + 16, 100);
+  store_le64(twice.data() + 128 + 8, 20), store_le64(twice.data() + 128 + 32, 20);
+  store_le64(twice.data() + 32, 64 + 5 + 40);
+  sealed.pop_back();
+  const RestoreRecord t = parse_restore_record(ByteView(twice.data(), twice.size()));
+  CHECK(code_of([&] { check_restore_extents(t, 400, sealed); }) == Errc::corrupt);
+  CHECK(code(record(10, 0, 1)) == Errc::corrupt);  // an empty extent
 }
 
 Errc verify_code(const Bytes& file, KeyRing& ring, std::string* message = nullptr) {
