@@ -1,6 +1,7 @@
 #include "keyring.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "error.h"
@@ -26,6 +27,20 @@ std::string hex(const uint8_t* p, size_t n) {
   return s;
 }
 
+// The version 2 header envelope this thread opened last: the file it is reading, as far as the
+// callback can tell (the runtime reads one file's regions in order on the loading thread).
+struct LastHeader {
+  uint64_t generation = 0;  // of the ring that opened it (0: none)
+  FileId file_id{};
+};
+thread_local LastHeader t_last_header;
+
+// Generations are unique across rings and clear() calls.
+uint64_t next_generation() {
+  static std::atomic<uint64_t> counter{0};
+  return ++counter;
+}
+
 std::mutex g_licence_mu;
 KeyRing::LicenceCheck& licence_check() {
   static KeyRing::LicenceCheck* check = new KeyRing::LicenceCheck;  // never destroyed (see below)
@@ -33,6 +48,8 @@ KeyRing::LicenceCheck& licence_check() {
 }
 
 }  // namespace
+
+KeyRing::KeyRing() : generation_(next_generation()) {}
 
 void KeyRing::set_licence_check(LicenceCheck check) {
   std::lock_guard<std::mutex> lock(g_licence_mu);
@@ -89,6 +106,7 @@ void KeyRing::clear() {
   order_.clear();
   dk_cache_.clear();
   file_dks_.clear();
+  generation_ = next_generation();
 }
 
 bool KeyRing::empty() const {
@@ -240,6 +258,7 @@ void KeyRing::keep_file_dk(const EnvelopeHeader& e1, const SecretBytes& dk) {
     }
   file_dks_.push_front({e1.file_id, e1.dk_check, dk});
   while (file_dks_.size() > kMaxOpenedFiles) file_dks_.pop_back();
+  t_last_header = {generation_, e1.file_id};
 }
 
 SecretBytes KeyRing::file_dk_v2(const EnvelopeHeader& h) {
@@ -251,6 +270,9 @@ SecretBytes KeyRing::file_dk_v2(const EnvelopeHeader& h) {
     file_dks_.splice(file_dks_.begin(), file_dks_, it);
     return it->dk;
   }
+  if (t_last_header.generation == generation_ && t_last_header.file_id != h.file_id)
+    throw Error(Errc::tampered, "the envelope belongs to another file than the header envelope "
+                                "opened before it (another file_id)");
   throw Error(Errc::wrong_key,
               "no key for this envelope: open the header first (its file's header envelope was not "
               "opened with a registered key in this process)");

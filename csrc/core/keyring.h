@@ -5,7 +5,9 @@
 //
 // Version 2 (§8.1): only E1 carries the key area. The DK of every E1 opened is kept by file_id
 // (64 files, least recently used first out, wiped when dropped) and opens the E2 and E3 that
-// follow; an E2/E3 of a file whose E1 was not opened is wrong_key.
+// follow. An E2/E3 of a file whose E1 was not opened is wrong_key ("open the header first"),
+// unless this thread opened another file's E1 last (since the last clear()): then it is an
+// envelope of another file in the file being read, tampered, as when a reader holds the E1.
 #pragma once
 #include <array>
 #include <functional>
@@ -23,6 +25,7 @@ namespace bmcrypt {
 
 class KeyRing {
  public:
+  KeyRing();
   void add_key(const uint8_t* k);  // 32 bytes
   void add_passphrase(std::string_view passphrase);
   void add_identity(const uint8_t* secret);  // the 32-byte X25519 secret r of an identity file
@@ -85,6 +88,7 @@ class KeyRing {
   std::vector<Identity> identities_;
   std::map<DkCacheKey, SecretBytes> dk_cache_;
   std::list<FileDk> file_dks_;  // version 2, most recently used first
+  uint64_t generation_;  // new at construction and at every clear(), unique in the process
 };
 
 // The process-wide ring used by the C API and the Python binding.

@@ -179,9 +179,14 @@ void test_recipients() {
   forged.file_id = keys.file_id;
   CHECK(open_code(ring, seal(forged, Kind::weights, weights), nullptr, &why) == Errc::tampered &&
         why.find("another file") != std::string::npos);
+  // After this thread opened an E1, an envelope of a file never opened is of another file.
+  const FileKeys stranger = new_file_keys_v2({key_file_recipient(kKeyA.data())}, 1);
+  CHECK(open_code(ring, seal(stranger, Kind::weights, weights), nullptr, &why) == Errc::tampered &&
+        why.find("another file") != std::string::npos);
   ring.clear();
   ring.add_key(kKeyA.data());
   CHECK(open_code(ring, e3) == Errc::wrong_key);  // clear() forgot the file
+  CHECK(open_code(ring, seal(stranger, Kind::weights, weights)) == Errc::wrong_key);
 }
 
 // Byte b of stanza i of E1's key area (the area starts at 104, its stanzas at +16).
