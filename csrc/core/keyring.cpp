@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <optional>
 
 #include "error.h"
 #include "keyfile.h"
@@ -209,40 +210,65 @@ SecretBytes KeyRing::open_key_area(const EnvelopeHeader& e1) {
       if (s.type() != StanzaType::passphrase) ids += (ids.empty() ? "" : ", ") + hex(s.key_id().data(), kKeyIdSize);
     throw Error(Errc::no_key, "no key registered" + (ids.empty() ? std::string() : " (the file opens with key id " + ids + ")"));
   }
-  // Every stanza a registered key names: raw keys and identities by key id, passphrases by
-  // deriving K for each type 2 stanza. A named key whose check or wrap fails is tampering.
+  // §8.2: every stanza a registered key names (raw keys and identities by key id, passphrases by
+  // the id of the K derived with the stanza's salt) is tried; the first that opens wins. A named
+  // stanza that fails (key check, all-zero X25519 secret, unwrap, dk_check) is tampering, and so
+  // is a stanza whose key id matches none of ours but whose key check matches one of our keys.
+  std::optional<Error> failure;
+  bool id_changed = false;
+  auto attempt = [&](const Stanza& s, const uint8_t* k, bool named) -> std::optional<SecretBytes> {
+    if (!named) {
+      id_changed = id_changed || stanza_key_check_matches(s, k, e1.file_id);
+      return std::nullopt;
+    }
+    try {
+      if (!stanza_key_check_matches(s, k, e1.file_id))
+        throw Error(Errc::tampered, "a recipient stanza was altered (key check does not match its key id)");
+      return unwrap_stanza(s, k, e1.file_id, e1.dk_check);
+    } catch (const Error& e) {
+      if (!failure) failure = e;
+    }
+    return std::nullopt;
+  };
   std::string listed;
   bool passphrase_listed = false;
   for (const Stanza& s : stanzas) {
     const KeyId id = s.key_id();
-    const SecretBytes* k = nullptr;
-    SecretBytes x25519_k;
+    std::optional<SecretBytes> dk;
     switch (s.type()) {
       case StanzaType::key_file:
         for (const RawKey& r : raw_)
-          if (r.id == id) k = &r.k;
+          if (!dk) dk = attempt(s, r.k.data(), r.id == id);
         break;
       case StanzaType::x25519:
-        for (const Identity& i : identities_)
-          if (i.id == id) {
-            x25519_k = x25519_stanza_key_for(s, i.secret.data(), i.public_key);
-            k = &x25519_k;
+        for (const Identity& i : identities_) {
+          if (dk) break;
+          SecretBytes k;
+          try {
+            k = x25519_stanza_key_for(s, i.secret.data(), i.public_key);
+          } catch (const Error& e) {  // an all-zero secret: tampering if the stanza is ours
+            if (i.id == id && !failure) failure = e;
+            continue;
           }
+          dk = attempt(s, k.data(), i.id == id);
+        }
         break;
       case StanzaType::passphrase:
         passphrase_listed = true;
         for (Passphrase& p : passphrases_) {
-          const SecretBytes& candidate = derived(p, s.data() + 1);
-          if (key_id(candidate.data()) == id) k = &candidate;
+          if (dk) break;
+          const SecretBytes& k = derived(p, s.data() + 1);
+          dk = attempt(s, k.data(), key_id(k.data()) == id);
         }
         break;
     }
+    if (dk) return std::move(*dk);
     if (s.type() != StanzaType::passphrase) listed += (listed.empty() ? "" : ", ") + hex(id.data(), kKeyIdSize);
-    if (!k) continue;
-    if (!stanza_key_check_matches(s, k->data(), e1.file_id))
-      throw Error(Errc::tampered, "a recipient stanza was altered (key check does not match its key id)");
-    return unwrap_stanza(s, k->data(), e1.file_id, e1.dk_check);
   }
+  if (failure) throw *failure;
+  if (id_changed)
+    throw Error(Errc::tampered, "a recipient stanza was altered (its key id was changed: the key check "
+                                "is that of a registered key)");
   std::string why = "wrong key: no registered key is a recipient of the file";
   if (!listed.empty()) why += " (it opens with key id " + listed + (passphrase_listed ? " or a passphrase)" : ")");
   else if (passphrase_listed) why += " (it opens with a passphrase)";

@@ -37,14 +37,9 @@ void validate_stanza(const uint8_t* s, unsigned index) {
     case StanzaType::key_file:
       if (!all_zero(s + 1, kKeyIdOff - 1)) corrupt(which + " (key file) has non-zero scrypt fields");
       break;
-    case StanzaType::passphrase: {
-      const ScryptParams p{s[1], s[2], s[3]};
-      if (p.log2n < kMinScryptLog2N || p.log2n > kMaxScryptLog2N || p.r == 0 || p.r > kMaxScryptR ||
-          p.p == 0 || p.p > kMaxScryptP)
-        corrupt(which + " has scrypt parameters out of bounds");
+    case StanzaType::passphrase:
       if (!all_zero(s + kSecretOff + kFileIdSize, 16)) corrupt(which + " has non-zero reserved bytes");
       break;
-    }
     case StanzaType::x25519:
       if (!all_zero(s + 1, 3)) corrupt(which + " (X25519) has non-zero scrypt fields");
       break;
@@ -53,6 +48,12 @@ void validate_stanza(const uint8_t* s, unsigned index) {
                   "key area: " + which + " has unknown type " + std::to_string(s[0]));
   }
   if (!all_zero(s + kReservedOff, kStanzaSize - kReservedOff)) corrupt(which + " has non-zero reserved bytes");
+  if (StanzaType(s[0]) == StanzaType::passphrase) {  // after the reserved bytes (§8.2's order)
+    const ScryptParams p{s[1], s[2], s[3]};
+    if (p.log2n < kMinScryptLog2N || p.log2n > kMaxScryptLog2N || p.r == 0 || p.r > kMaxScryptR ||
+        p.p == 0 || p.p > kMaxScryptP)
+      corrupt(which + " has scrypt parameters out of bounds");
+  }
 }
 
 Recipient symmetric(StanzaType type, const uint8_t* k) {
@@ -84,14 +85,15 @@ bool valid_key_area_len(uint64_t len) {
 }
 
 void validate_key_area(ByteView area) {
+  // In the order of §8.2: magic, slots, reserved bytes, count, then slot by slot.
   if (!valid_key_area_len(area.size)) corrupt("its length is not 16 + 128 x slots");
   const uint8_t* p = area.data;
   if (std::memcmp(p, kKeyAreaMagic, 4) != 0) corrupt("bad magic");
   const unsigned slots = p[4] | p[5] << 8, count = p[6] | p[7] << 8;
   if (slots == 0 || slots > kMaxSlots || kKeyAreaHeaderSize + kStanzaSize * slots != area.size)
     corrupt("its slot count does not match its length");
-  if (count == 0 || count > slots) corrupt("its stanza count is out of range");
   if (!all_zero(p + 8, 8)) corrupt("non-zero reserved bytes");
+  if (count == 0 || count > slots) corrupt("its stanza count is out of range");
   std::set<KeyId> ids;
   for (unsigned i = 0; i < slots; ++i) {
     const uint8_t* s = p + kKeyAreaHeaderSize + kStanzaSize * i;

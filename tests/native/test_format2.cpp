@@ -208,7 +208,12 @@ void test_key_area_rules() {
   CHECK(open_code(fresh, with(stanza_byte(1, 44), e1[stanza_byte(1, 44)] ^ 1)) == Errc::tampered);   // key check
   CHECK(open_code(fresh, with(stanza_byte(1, 80), e1[stanza_byte(1, 80)] ^ 1)) == Errc::tampered);   // wrapped DK
   CHECK(open_code(fresh, with(stanza_byte(1, 60), e1[stanza_byte(1, 60)] ^ 1)) == Errc::tampered);   // nonce
-  CHECK(open_code(fresh, with(stanza_byte(1, 36), e1[stanza_byte(1, 36)] ^ 1)) == Errc::wrong_key);  // key id
+  CHECK(open_code(fresh, with(stanza_byte(1, 36), e1[stanza_byte(1, 36)] ^ 1)) == Errc::tampered);  // key id
+  KeyRing both;  // a damaged stanza of one key does not stop another key's stanza from opening
+  both.add_key(kKeyA.data());
+  both.add_key(kKeyB.data());
+  CHECK(open_code(both, with(stanza_byte(0, 80), e1[stanza_byte(0, 80)] ^ 1)) == Errc::ok);
+  CHECK(open_code(both, with(stanza_byte(1, 80), e1[stanza_byte(1, 80)] ^ 1)) == Errc::ok);
   CHECK(open_code(fresh, with(stanza_byte(0, 80), e1[stanza_byte(0, 80)] ^ 1)) == Errc::ok);  // not ours
   CHECK(open_code(fresh, with(stanza_byte(1, 0), 9)) == Errc::unsupported_version);
   CHECK(open_code(fresh, with(stanza_byte(1, 1), 1)) == Errc::corrupt);    // scrypt field of a key file
