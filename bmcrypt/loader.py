@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from bmcrypt.crypto import Keyring, Passphrase, UserKey, wipe
+from bmcrypt.crypto import Keyring, Secret, wipe
 from bmcrypt.crypto.kdf import register_with_native
 from bmcrypt.protect.container import FileState, require_openable
 from bmcrypt.protect.opened import open_encrypted
@@ -118,10 +118,10 @@ class Prepared:
         return Loaded(self.path, self.state, self.strategy, added)
 
 
-def _secrets(keyring: Keyring) -> list[UserKey | Passphrase]:
-    if isinstance(keyring, (UserKey, Passphrase)):
-        return [keyring]
-    return list(keyring)
+def _secrets(keyring: Keyring) -> list[Secret]:
+    from bmcrypt.crypto.filekeys import secrets_of
+
+    return secrets_of(keyring)
 
 
 @dataclass(frozen=True)
