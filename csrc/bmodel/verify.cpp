@@ -62,6 +62,7 @@ class FileVerifier {
     about("FlatBuffer", [&] { open_flatbuffer(); });
     check_weights();
     about("clear regions", [&] { check_clear_regions(); });
+    about("restore record", [&] { check_restored_original(); });
     return report_;
   }
 
@@ -141,23 +142,47 @@ class FileVerifier {
     }
     regions_ = check_flatbuffer(ByteView(fb_plain_.data(), fb_len), binary_.size, model_);
     if (manifest_ && manifest_->restore_len) {
-      const RestoreRecord record = parse_restore_record(
-          ByteView(fb_plain_.data() + fb_len, size_t(manifest_->restore_len)));
-      check_restore_extents(record, binary_.size, regions_);
+      restore_ = parse_restore_record(ByteView(fb_plain_.data() + fb_len, size_t(manifest_->restore_len)));
+      check_restore_extents(*restore_, binary_.size, regions_);
     }
   }
 
   // §6 step 5: each envelope against its check_code (where they lie was checked with the
   // FlatBuffer, §6.1).
+  // With a restore record (§8.4) the envelopes are read in the original's order, so that the
+  // original's SHA-256 is computed on the way (each envelope is the source of one extent).
   void check_weights() {
     report_.nets = model_->net()->size();
-    for (const SealedRegion& region : regions_) {
-      about("weights of net '" + region.net + "'", [&] { check_region(region); });
-      encrypted_.emplace_back(region.start, region.size);
+    for (const SealedRegion& region : regions_) encrypted_.emplace_back(region.start, region.size);
+    if (!restore_) {
+      for (const SealedRegion& region : regions_)
+        about("weights of net '" + region.net + "'", [&] { check_region(region, nullptr); });
+      return;
     }
+    CryptoPP::SHA256 original;
+    original.Update(restore_->header.data, restore_->header.size);
+    original.Update(restore_->flatbuffer.data, restore_->flatbuffer.size);
+    for (const RestoreExtent& x : restore_->extents) {
+      if (x.source == 0) {
+        original.Update(binary_.data + x.new_off, size_t(x.len));
+        continue;
+      }
+      for (const SealedRegion& region : regions_)
+        if (region.start == x.new_off)
+          about("weights of net '" + region.net + "'", [&] { check_region(region, &original); });
+    }
+    original.Final(restored_digest_.data());
   }
 
-  void check_region(const SealedRegion& region) {
+  // §8.4: the rebuilt original is the one the record names (only a key holder can get here
+  // with a wrong record: every byte of it authenticated).
+  void check_restored_original() {
+    if (!restore_) return;
+    if (!equal_ct(restored_digest_.data(), restore_->sha256.data(), restored_digest_.size()))
+      throw Error(Errc::tampered, "the restored original does not match its SHA-256");
+  }
+
+  void check_region(const SealedRegion& region, CryptoPP::SHA256* original) {
     const ByteView envelope = binary_.sub(size_t(region.start), size_t(region.size));
     const EnvelopeHeader h = parse_member(envelope);
     if (h.kind != Kind::weights && h.kind != Kind::generic)
@@ -166,7 +191,10 @@ class FileVerifier {
     if (h.plaintext_len != region.decrypt_size)
       throw Error(Errc::corrupt, "decrypt_size does not match the envelope");
     CryptoPP::SHA256 sha;
-    stream_envelope(h, envelope, dk_, [&](const uint8_t* p, size_t n) { sha.Update(p, n); });
+    stream_envelope(h, envelope, dk_, [&](const uint8_t* p, size_t n) {
+      sha.Update(p, n);
+      if (original) original->Update(p, n);
+    });
     Digest digest;
     sha.Final(digest.data());
     if (region.check_code.size != digest.size() ||
@@ -199,6 +227,8 @@ class FileVerifier {
   std::optional<Manifest> manifest_;
   const bmodel::Model* model_ = nullptr;
   std::vector<SealedRegion> regions_;
+  std::optional<RestoreRecord> restore_;
+  Digest restored_digest_{};
   Ranges encrypted_;
 };
 

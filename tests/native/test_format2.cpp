@@ -428,6 +428,31 @@ Errc verify_code(const Bytes& file, KeyRing& ring, std::string* message = nullpt
   return code_of([&] { verify_bmodel(ByteView(file.data(), file.size()), ring); }, message);
 }
 
+// The file with E2's plaintext changed by `change` and sealed again with the file's keys (a key
+// holder's forgery: everything authenticates). The plaintext keeps its length.
+Bytes resealed_e2(const Bytes& file, const FileKeys& keys, const std::function<void(Bytes&)>& change) {
+  const uint32_t header_size = load_le32(file.data() + 4);
+  const EnvelopeHeader e1 = parse_envelope(ByteView(file.data() + 8, header_size - 8));
+  Bytes tail(56);
+  open_envelope(e1, ByteView(file.data() + 8, header_size - 8), keys.dk, tail.data());
+  const uint32_t fb_size = load_le32(tail.data());
+  const ByteView e2(file.data() + header_size, fb_size);
+  const EnvelopeHeader h = parse_envelope(e2);
+  Bytes plain(size_t(h.plaintext_len));
+  open_envelope(h, e2, keys.dk, plain.data());
+  change(plain);
+  const Bytes sealed = seal(keys, Kind::flatbuffer, plain, kDefaultSegLog2);
+  Bytes out = file;
+  if (sealed.size() != fb_size) throw std::runtime_error("E2 changed size");
+  std::memcpy(out.data() + header_size, sealed.data(), sealed.size());
+  return out;
+}
+
+// Where the restore record of E2's plaintext starts (manifest v2: restore_len at the end).
+size_t record_at(const Bytes& plain) {
+  return size_t(plain.size() - 64 - load_le64(plain.data() + plain.size() - 8));
+}
+
 void test_verify_v2(const std::string& fixture) {
   const Bytes plain = check::read_file(fixture);
   const FileKeys keys = new_file_keys_v2(three_recipients());
@@ -450,6 +475,33 @@ void test_verify_v2(const std::string& fixture) {
   KeyRing wrong;
   wrong.add_key(kKeyB.data());
   CHECK(verify_code(file, wrong) == Errc::wrong_key);
+
+  // Restore records forged by a key holder (§8.4): the original's hash, header or FlatBuffer
+  // differ (tampered), or the extents break their rules (corrupt).
+  KeyRing holder;
+  holder.add_key(kKeyA.data());
+  std::string why;
+  CHECK_MSG(verify_code(resealed_e2(file, keys, [](Bytes&) {}), holder, &why) == Errc::ok, why);
+  CHECK(verify_code(resealed_e2(file, keys, [](Bytes& p) { p[record_at(p)] ^= 1; }), holder, &why) ==
+            Errc::tampered && why.find("restore record") == 0);
+  CHECK(verify_code(resealed_e2(file, keys, [](Bytes& p) { p[record_at(p) + 50] ^= 1; }), holder) == Errc::tampered);
+  CHECK(verify_code(resealed_e2(file, keys, [](Bytes& p) { p[record_at(p) + 130] ^= 1; }), holder) == Errc::tampered);
+  auto extent = [](Bytes& p, size_t i) {  // extent i of the record
+    const size_t r = record_at(p);
+    const uint64_t fb = load_le64(p.data() + r + 104);
+    return p.data() + r + 120 + ((fb + 7) & ~uint64_t(7)) + 32 * i;
+  };
+  CHECK(verify_code(resealed_e2(file, keys, [&](Bytes& p) { extent(p, 0)[28] = 1; }), holder) == Errc::corrupt);
+  CHECK(verify_code(resealed_e2(file, keys, [&](Bytes& p) { extent(p, 0)[24] = 7; }), holder) == Errc::corrupt);
+  CHECK(verify_code(resealed_e2(file, keys, [&](Bytes& p) { extent(p, 1)[0] ^= 1; }), holder, &why) ==
+            Errc::corrupt && why.find("restore record") != std::string::npos);
+  CHECK(verify_code(resealed_e2(file, keys, [&](Bytes& p) {  // a weight extent moved off its envelope
+          uint8_t* e = extent(p, 0)[24] == 1 ? extent(p, 0) : extent(p, 1);
+          store_le64(e + 16, load_le64(e + 16) + 1);
+        }), holder) == Errc::corrupt);
+  CHECK(verify_code(resealed_e2(file, keys, [&](Bytes& p) {  // restore_len one byte short
+          store_le64(p.data() + p.size() - 8, load_le64(p.data() + p.size() - 8) - 1);
+        }), holder) == Errc::corrupt);
   // The weight envelopes of another file of the same model: refused (dk_check and file_id).
   KeyRing ring;
   ring.add_key(kKeyA.data());
