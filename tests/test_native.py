@@ -311,7 +311,8 @@ def test_native_opens_python_format2_with_each_recipient(native: ModuleType) -> 
             native.open(e3)
         assert native.open(e1) == pack_tail(1234, 5678)
         assert native.open(e3) == data
-        assert native.parse_header(e1).version == 2 and len(native.parse_header(e1).key_area) == 16 + 4 * 128
+        header = native.parse_header(e1)
+        assert header.version == 2 and len(header.key_area) == 16 + 4 * 128
     native.clear_keys()
     native.register_identity(Identity.generate()._secret_bytes())
     with pytest.raises(errors.WrongKey, match=device.key_id_hex):

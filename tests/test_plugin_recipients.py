@@ -8,18 +8,16 @@ with it. Every coeff on the device is compared with its check_code (`bmrt_trace`
 
 from __future__ import annotations
 
-import ctypes
 from pathlib import Path
 
 import pytest
 from conftest import MLP, QWEN
-from plugin_loads import load_via_plugin_library, raw_callback_with_key
+from plugin_loads import load_bmodel_with_identity, load_via_plugin_library, raw_callback_with_key
 
 from bmcrypt import workflow
 from bmcrypt.crypto import parse_header
 from bmcrypt.errors import VendorRuntimeError
 from bmcrypt.keys import generate_identity_file, generate_key_file, load_key_file
-from bmcrypt.plugin import plugin_path
 from bmcrypt.runtime import run_isolated
 
 pytestmark = [pytest.mark.runtime, pytest.mark.slow]
@@ -42,24 +40,6 @@ def encrypted(fleet: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) 
                   load_key_file(fleet["box2"]).recipient]
     return {f.name: workflow.encrypt_model(f, recipients, output=out / f.name).target
             for f in (MLP, QWEN)}
-
-
-def _load_bmodel_with(path: str, key_file: str) -> tuple[bool, int, str, int]:
-    """bmcrypt_load_bmodel in a child with a vendor runtime, the identity file given to the C
-    API: (loaded, status, message, coeffs that differ on the device)."""
-    from bmcrypt.runtime import Runtime
-
-    lib = ctypes.CDLL(str(plugin_path()))
-    lib.bmcrypt_register_identity_file.argtypes = [ctypes.c_char_p]
-    lib.bmcrypt_register_identity_file.restype = ctypes.c_bool
-    lib.bmcrypt_load_bmodel.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-    lib.bmcrypt_load_bmodel.restype = ctypes.c_bool
-    lib.bmcrypt_last_error.restype = ctypes.c_char_p
-    assert lib.bmcrypt_register_identity_file(key_file.encode())
-    with Runtime() as rt:
-        ok = lib.bmcrypt_load_bmodel(ctypes.c_void_p(rt._bmrt), path.encode())
-        status, message = lib.bmcrypt_last_error_code(), (lib.bmcrypt_last_error() or b"").decode()
-        return ok, status, message, rt.trace() if ok else -1
 
 
 def test_the_file_is_format_2_with_three_stanzas(encrypted: dict[str, Path]) -> None:
@@ -93,9 +73,9 @@ def test_the_raw_callback_loads_with_an_identity(fleet, encrypted) -> None:
 
 
 def test_bmcrypt_load_bmodel_with_register_identity_file(fleet, encrypted) -> None:
-    ok, code, message, errors = run_isolated(_load_bmodel_with, str(encrypted[MLP.name]),
+    ok, code, message, errors = run_isolated(load_bmodel_with_identity, str(encrypted[MLP.name]),
                                              str(fleet["box1"]))
     assert ok and code == 0 and errors == 0, message
-    ok, code, message, _ = run_isolated(_load_bmodel_with, str(encrypted[MLP.name]),
+    ok, code, message, _ = run_isolated(load_bmodel_with_identity, str(encrypted[MLP.name]),
                                         str(fleet["stranger"]))
     assert not ok and code == 6, message  # BMCRYPT_E_WRONG_KEY, before the runtime reads a byte
