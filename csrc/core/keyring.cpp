@@ -44,7 +44,8 @@ uint64_t next_generation() {
 
 std::mutex g_licence_mu;
 KeyRing::LicenceCheck& licence_check() {
-  static KeyRing::LicenceCheck* check = new KeyRing::LicenceCheck;  // never destroyed (see below)
+  // Never destroyed, like global_keyring(): the runtime may call the plugin from exit handlers.
+  static KeyRing::LicenceCheck* check = new KeyRing::LicenceCheck;
   return *check;
 }
 
@@ -172,7 +173,7 @@ SecretBytes KeyRing::data_key_v1(const EnvelopeHeader& h) {
   auto cached = dk_cache_.find(cache_key);
   if (cached != dk_cache_.end()) return cached->second;
   validate_key_block(h.key_block);
-  if (order_.empty())
+  if (order_.empty() && identities_.empty())  // an identity alone is a key, of the wrong kind
     throw Error(Errc::no_key, "no key registered (the file needs key id " +
                                   hex(h.key_block.key_id().data(), kKeyIdSize) + ")");
 

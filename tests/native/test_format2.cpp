@@ -67,6 +67,8 @@ void test_identity_files() {
   KeyRing ring;
   CHECK(code_of([&] { ring.add_key_file(path); }) == Errc::ok && !ring.empty());
   CHECK(code_of([&] { ring.writer_key(); }) == Errc::no_key);  // an identity only decrypts
+  const FileKeys v1 = new_file_keys(raw_user_key(kKeyA.data()));  // version 1: no identities
+  CHECK(open_code(ring, seal(v1, Kind::weights, pattern(10, 1))) == Errc::wrong_key);
   chmod(path.c_str(), 0644);
   CHECK(code_of([&] { read_key_material(path); }) == Errc::key_file);
   check::write_file(path, bad);
