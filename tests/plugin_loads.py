@@ -33,3 +33,20 @@ def raw_callback_with_key(path: str, key_file: str) -> tuple[bool, str]:
             return True, ""
         except VendorRuntimeError:
             return False, (lib.bmcrypt_last_error() or b"").decode()
+
+
+def load_bmodel_with_identity(path: str, identity_file: str) -> tuple[bool, int, str, int]:
+    """bmcrypt_load_bmodel with an identity file registered through the C API:
+    (loaded, bmcrypt_status, message, coeffs that differ on the device or -1)."""
+    lib = ctypes.CDLL(str(plugin_path()))
+    lib.bmcrypt_register_identity_file.argtypes = [ctypes.c_char_p]
+    lib.bmcrypt_register_identity_file.restype = ctypes.c_bool
+    lib.bmcrypt_load_bmodel.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    lib.bmcrypt_load_bmodel.restype = ctypes.c_bool
+    lib.bmcrypt_last_error.restype = ctypes.c_char_p
+    if not lib.bmcrypt_register_identity_file(identity_file.encode()):
+        return False, lib.bmcrypt_last_error_code(), (lib.bmcrypt_last_error() or b"").decode(), -1
+    with Runtime() as rt:
+        ok = lib.bmcrypt_load_bmodel(ctypes.c_void_p(rt._bmrt), path.encode())
+        status, message = lib.bmcrypt_last_error_code(), (lib.bmcrypt_last_error() or b"").decode()
+        return ok, status, message, rt.trace() if ok else -1

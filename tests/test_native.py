@@ -30,6 +30,8 @@ SANITIZE = "-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 NATIVE_TESTS = {
     "test_vectors": [VECTORS],
     "test_core": [FIXTURES],
+    "test_format2": [],
+    "test_format2_files": [FIXTURES],
     "test_plugin": [FIXTURES],
 }
 
@@ -138,6 +140,26 @@ def test_load_bmodel_into_the_runtime(native_build: Path, vendor_dir: Path, fixt
 
 @pytest.mark.runtime
 @pytest.mark.slow
+@pytest.mark.parametrize("fixture", [MLP, QWEN], ids=lambda p: p.stem)
+def test_format2_for_three_recipients_loads(native_build: Path, vendor_dir: Path, fixture: Path,
+                                            tmp_path: Path) -> None:
+    """A format 2 file for a key, a passphrase and an X25519 identity: bmcrypt_load_bmodel loads
+    it with each of them (and refuses another key); the vendor's own
+    bmrt_load_bmodel_with_decrypt_lib loads it through the plugin with the identity file in
+    BMCRYPT_KEY_FILE (the DK of E1 opens E2 and the weights, region by region)."""
+    lib, plugin = vendor_dir / "lib", native_build / "csrc" / "libbmcrypt.so"
+    program = native_build / "tests" / "native" / "test_runtime"
+    model, identity = tmp_path / "v2.bmodel", tmp_path / "device.identity"
+    out = _run(program, lib, "load2", fixture, model, identity, env={"LD_LIBRARY_PATH": str(lib)})
+    assert out.count("Total 0 errors") == 3 and ", 0 failed" in out
+    assert model.read_bytes()[12] == 2  # E1's format version
+    out = _run(program, lib, "lib", model, plugin,
+               env={"LD_LIBRARY_PATH": str(lib), "BMCRYPT_KEY_FILE": str(identity)})
+    assert "Total 0 errors" in out and ", 0 failed" in out
+
+
+@pytest.mark.runtime
+@pytest.mark.slow
 def test_model_tool_encrypts_with_the_plugin(native_build: Path, vendor_dir: Path,
                                              tmp_path: Path) -> None:
     """model_tool --encrypt -lib libbmcrypt.so; the result verifies and loads through the vendor's
@@ -215,8 +237,12 @@ def test_native_opens_every_vector(native: ModuleType) -> None:
         native.clear_keys()
         if "key" in v:
             native.register_key(bytes.fromhex(v["key"]))
+        elif "identity" in v:
+            native.register_identity(bytes.fromhex(v["identity"]))
         else:
             native.register_passphrase(v["passphrase"])
+        if "header" in v:  # version 2: its E1 first, whose data key then opens the envelope
+            assert len(native.open(bytes.fromhex(v["header"]))) == 56, path.stem
         envelope = bytes.fromhex(v["envelope"])
         if v["expect"] == "success":
             assert native.open(envelope) == bytes.fromhex(v["plaintext"]), path.stem
@@ -255,13 +281,42 @@ def test_native_opens_what_python_seals(native: ModuleType) -> None:
 
     k = os.urandom(32)
     data = os.urandom(3 * (1 << 20) + 5)
-    envelope = seal(new_file(UserKey(k)), Kind.WEIGHTS, data)
+    envelope = seal(new_file(UserKey(k), version=1), Kind.WEIGHTS, data)
     native.register_key(k)
     assert native.open(envelope) == data
     native.clear_keys()
     native.register_passphrase("pässwörd 🔑")
-    envelope = seal(new_file(Passphrase("pässwörd 🔑", log2n=10)), Kind.GENERIC, data[:100])
+    envelope = seal(new_file(Passphrase("pässwörd 🔑", log2n=10), version=1), Kind.GENERIC,
+                    data[:100])
     assert native.open(envelope) == data[:100]
+
+
+def test_native_opens_python_format2_with_each_recipient(native: ModuleType) -> None:
+    """Version 2 from pycryptodome, opened by Crypto++ the way the runtime's callback sees it:
+    E1 with any one recipient's secret, then E3 with the data key kept for the file."""
+    from bmcrypt import errors
+    from bmcrypt.crypto import Identity, Kind, Passphrase, UserKey, new_file, seal
+    from bmcrypt.protect.container import pack_tail
+
+    k, device = os.urandom(32), Identity.generate()
+    keys = new_file([UserKey(k), Passphrase("fleet", log2n=10), device.recipient], slots=4)
+    e1 = seal(keys, Kind.HEADER_TAIL, pack_tail(1234, 5678))
+    data = os.urandom(2 * (1 << 20) + 7)
+    e3 = seal(keys, Kind.WEIGHTS, data)
+    for register in (lambda: native.register_key(k), lambda: native.register_passphrase("fleet"),
+                     lambda: native.register_identity(device._secret_bytes())):
+        native.clear_keys()
+        register()
+        with pytest.raises(errors.WrongKey, match="open the header first"):
+            native.open(e3)
+        assert native.open(e1) == pack_tail(1234, 5678)
+        assert native.open(e3) == data
+        header = native.parse_header(e1)
+        assert header.version == 2 and len(header.key_area) == 16 + 4 * 128
+    native.clear_keys()
+    native.register_identity(Identity.generate()._secret_bytes())
+    with pytest.raises(errors.WrongKey, match=device.key_id_hex):
+        native.open(e1)
 
 
 def test_native_errors_are_bmcrypt_errors(native: ModuleType, tmp_path: Path) -> None:

@@ -117,6 +117,13 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
     foreign[8:64] = bytes(b ^ 0xFF for b in foreign[8:64])  # the vendor's sample cipher
     (m / "foreign.bmodel").write_bytes(bytes(foreign))
     (m / "junk.bmodel").write_bytes(b"not a bmodel at all\n" * 10)
+    # Format 2 for a key and an X25519 device (issue 19): the device opens it with its identity.
+    r = bmcrypt("keygen", "--x25519", "-o", m / "device.identity")
+    assert r.returncode == 0, r.stderr
+    recipient = r.stdout.split()[0]
+    assert recipient.startswith("bmcrypt1")
+    r = bmcrypt("encrypt", "--key", m / "model.key", "-r", recipient, "-o", m / "fleet.bmodel", MLP)
+    assert r.returncode == 0, r.stderr
     # The x86 CLI's own verdicts, so that both sides are seen to agree.
     assert bmcrypt("verify", "--key", m / "model.key", m / "tampered.bmodel").returncode == 5
     return m
@@ -252,7 +259,11 @@ def test_c_api_tests_through_the_packaged_library(sdk, arch: str):
     ("model.key", "foreign.bmodel", FOREIGN, "another tool"),
     ("open.key", "good.bmodel", KEY_FILE, "open.key"),
     (None, "good.bmodel", NO_KEY, ""),
-], ids=["ok", "wrong-key", "tampered", "truncated", "plain", "foreign", "open-key-file", "no-key"])
+    ("device.identity", "fleet.bmodel", OK, ""),
+    ("model.key", "fleet.bmodel", OK, ""),
+    ("device.identity", "good.bmodel", WRONG_KEY, "wrong key"),
+], ids=["ok", "wrong-key", "tampered", "truncated", "plain", "foreign", "open-key-file", "no-key",
+        "identity", "fleet-key", "identity-not-a-recipient"])
 def test_bmcrypt_verify_on_files_encrypted_by_the_x86_cli(sdk, models: Models, arch: str,
                                                           key: str | None, model: str, status: int,
                                                           words: str):

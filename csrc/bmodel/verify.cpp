@@ -10,6 +10,8 @@
 #include "bmodel_generated.h"
 #include "error.h"
 #include "layout.h"
+#include "recipients.h"
+#include "restore.h"
 #include "walk.h"
 #include "weights.h"
 
@@ -82,14 +84,19 @@ class FileVerifier {
     if (e1_.plaintext_len != kHeaderTailSize)
       throw Error(Errc::corrupt, "the header envelope does not hold 56 bytes");
     report_.typed = e1_.kind == Kind::header_tail;
-    report_.key_id = e1_.key_block.key_id();
+    if (e1_.version == kFormatVersion2) {
+      report_.key_id = stanzas_in_use(ByteView(e1_.key_area.data(), e1_.key_area.size()))[0].key_id();
+    } else {
+      report_.key_id = e1_.key_block.key_id();
+    }
   }
 
   // §6 step 2: key, unwrap, decrypt E1.
   void open_header_tail() {
-    const SecretBytes dk = ring_.data_key(e1_);
+    // Version 2: the only unwrap (and licence check) of the file; E2 and E3 use this DK.
+    dk_ = ring_.data_key(e1_);
     SecretBytes tail(kHeaderTailSize);
-    open_envelope(e1_, file_.sub(8, header_size_ - 8), dk, tail.data());
+    open_envelope(e1_, file_.sub(8, header_size_ - 8), dk_, tail.data());
     tail_ = parse_header_tail(tail.data());
   }
 
@@ -107,10 +114,14 @@ class FileVerifier {
   // (checked), so that an altered one reads as tampered, as in the Python reader.
   static EnvelopeHeader parse_member(ByteView envelope) { return parse_envelope(envelope, false); }
 
-  // An envelope of this file: the same file_id and key block as E1.
+  // An envelope of this file: the same version, file_id and key block (version 2: dk_check) as
+  // E1. Then E1's DK opens it.
   void same_file(const EnvelopeHeader& h) const {
-    if (h.file_id != e1_.file_id || !(h.key_block == e1_.key_block))
-      throw Error(Errc::tampered, "envelope from another file");
+    if (h.version != e1_.version)
+      throw Error(Errc::corrupt, "the file mixes envelopes of format versions 1 and 2");
+    const bool same_key = h.version == kFormatVersion2 ? h.dk_check == e1_.dk_check
+                                                       : h.key_block == e1_.key_block;
+    if (h.file_id != e1_.file_id || !same_key) throw Error(Errc::tampered, "envelope from another file");
   }
 
   // §6 step 4: E2, its manifest, the FlatBuffer (kind 2 with a manifest, or model_tool's kind 0
@@ -120,15 +131,22 @@ class FileVerifier {
     const EnvelopeHeader h = parse_member(e2);
     same_file(h);
     fb_plain_.New(size_t(h.plaintext_len));
-    open_envelope(h, e2, ring_.data_key(h), fb_plain_.data());
+    open_envelope(h, e2, dk_, fb_plain_.data());
     size_t fb_len = fb_plain_.size();
     if (h.kind == Kind::flatbuffer) {
       manifest_ = parse_manifest(ByteView(fb_plain_.data(), fb_plain_.size()));
-      fb_len -= kManifestSize;
+      fb_len = size_t(manifest_->flatbuffer_len);
     } else if (h.kind != Kind::generic) {
       throw Error(Errc::corrupt, "the FlatBuffer envelope has the wrong kind");
     }
     regions_ = check_flatbuffer(ByteView(fb_plain_.data(), fb_len), binary_.size, model_);
+    // §8.4's rules on the record itself, before any weight envelope is opened (as the Python
+    // reader). Its SHA-256 concerns the rebuilt original: decrypting checks it, verifying (which
+    // rebuilds nothing) does not, in Python and here alike.
+    if (manifest_ && manifest_->restore_len) {
+      restore_ = parse_restore_record(ByteView(fb_plain_.data() + fb_len, size_t(manifest_->restore_len)));
+      check_restore_extents(*restore_, binary_.size, regions_);
+    }
   }
 
   // §6 step 5: each envelope against its check_code (where they lie was checked with the
@@ -150,7 +168,7 @@ class FileVerifier {
     if (h.plaintext_len != region.decrypt_size)
       throw Error(Errc::corrupt, "decrypt_size does not match the envelope");
     CryptoPP::SHA256 sha;
-    stream_envelope(h, envelope, ring_.data_key(h), [&](const uint8_t* p, size_t n) { sha.Update(p, n); });
+    stream_envelope(h, envelope, dk_, [&](const uint8_t* p, size_t n) { sha.Update(p, n); });
     Digest digest;
     sha.Final(digest.data());
     if (region.check_code.size != digest.size() ||
@@ -176,12 +194,14 @@ class FileVerifier {
   VerifyReport report_;
   uint32_t header_size_ = 0;
   EnvelopeHeader e1_;
+  SecretBytes dk_;
   HeaderTail tail_;
   ByteView binary_;
   SecretBytes fb_plain_;
   std::optional<Manifest> manifest_;
   const bmodel::Model* model_ = nullptr;
   std::vector<SealedRegion> regions_;
+  std::optional<RestoreRecord> restore_;
   Ranges encrypted_;
 };
 

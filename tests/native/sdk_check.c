@@ -7,6 +7,7 @@
  *   DIR/tampered.bmodel   good.bmodel with one bit flipped in a weight envelope
  *   DIR/truncated.bmodel  good.bmodel cut short
  *   DIR/plain.bmodel DIR/foreign.bmodel (the vendor sample cipher) DIR/junk.bmodel
+ *   DIR/device.identity   an X25519 identity; DIR/fleet.bmodel encrypted for it and model.key
  *
  *   sdk_check DIR
  *
@@ -64,10 +65,17 @@ int main(int argc, char** argv) {
   verify_with("model.key", "junk.bmodel", "not a bmodel", BMCRYPT_E_NOT_A_BMODEL);
   verify_with("model.key", "missing.bmodel", "missing file", BMCRYPT_E_IO);
   verify_with("open.key", "good.bmodel", "key file open to others", BMCRYPT_E_KEY_FILE);
+  /* Format 2 for model.key and an X25519 device: each opens it (X25519 on this CPU). */
+  verify_with("model.key", "fleet.bmodel", "format 2 with a key", BMCRYPT_OK);
+  bmcrypt_clear_keys();
+  expect("format 2 with an identity", bmcrypt_register_identity_file(in_dir("device.identity")) &&
+                                          bmcrypt_verify_file(in_dir("fleet.bmodel")), BMCRYPT_OK);
+  verify_with("device.identity", "good.bmodel", "identity not a recipient", BMCRYPT_E_WRONG_KEY);
 
   bmcrypt_clear_keys();
   expect("no key", bmcrypt_verify_file(in_dir("good.bmodel")), BMCRYPT_E_NO_KEY);
   expect("null path", bmcrypt_verify_file(NULL), BMCRYPT_E_BAD_ARGUMENT);
+  expect("null identity", bmcrypt_register_identity_file(NULL), BMCRYPT_E_BAD_ARGUMENT);
 
   /* The whole file verifies, then the vendor runtime is looked for: there is none here. */
   bmcrypt_register_key_file(in_dir("model.key"));
