@@ -34,6 +34,7 @@ struct Licence {
   std::array<uint8_t, kLicenceKeySize> signer{};
   std::vector<std::string> serials;  // empty: any device
   std::vector<uint8_t> raw;          // the whole file, for the signature check
+  std::string source;                // names it in messages (its path)
 };
 
 // Parses a licence's bytes (`where` names it in messages). Throws Error(licence_corrupt).
@@ -48,8 +49,10 @@ class LicenceSet {
   // The device's serial number as libbmlib's bm_get_sn reports it; std::nullopt: unknown.
   void set_device_sn(std::optional<std::string> sn);
   std::optional<std::string> device_sn() const;
-  // Forgets every licence and the serial number.
-  void clear();
+  // Forgets every licence and the serial number. `read_environment_again`: whether
+  // global_licences() may fill the set from BMCRYPT_LICENSE_FILE again (the C API's habit); the
+  // Python package passes false, as its licences come with the keyring.
+  void clear(bool read_environment_again = true);
   bool empty() const;
 
   // Returns when a registered licence lets this file open at Unix time `now`; else throws the

@@ -1,0 +1,25 @@
+// The process-wide licence set from Python (shared with the C callbacks handed to the runtime).
+#include <optional>
+#include <string>
+
+#include "bindings.h"
+#include "licence.h"
+
+namespace bmcrypt::python {
+
+void register_licences(py::module_& m) {
+  m.def("register_licence", [](const py::buffer& licence, const std::string& source) {
+        const InBuffer b(licence);
+        global_licences().add(parse_licence(source, b.view()));
+      }, py::arg("licence"), py::arg("source"),
+      "Registers a licence's bytes (CorruptLicence if malformed); `source` names it in messages");
+  m.def("set_device_sn", [](const std::optional<py::bytes>& sn) {
+        global_licences().set_device_sn(sn ? std::optional<std::string>(std::string(*sn))
+                                           : std::nullopt);
+      }, py::arg("sn"), "The device's serial number for device-bound licences (None: unknown)");
+  m.def("clear_licences", [] { global_licences().clear(false); },
+        "Forgets every registered licence and the serial number; BMCRYPT_LICENSE_FILE is not "
+        "read again (the package passes licences explicitly)");
+}
+
+}  // namespace bmcrypt::python
