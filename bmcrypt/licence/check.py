@@ -156,16 +156,24 @@ def with_licences(keyring: Any, licences: LicenceSet) -> Any:
 
 
 def licences_of(keyring: Any) -> LicenceSet:
-    """The licences attached to `keyring` (an empty set when none are)."""
+    """The licences attached to `keyring` (`with_licences`), and any `Licence` among its items;
+    an empty set when there are none."""
     found = getattr(keyring, "licences", None)
-    return found if isinstance(found, LicenceSet) else LicenceSet()
+    attached = found if isinstance(found, LicenceSet) else LicenceSet()
+    if isinstance(keyring, (list, tuple)):
+        loose = [item for item in keyring if isinstance(item, Licence)]
+        if loose:
+            return LicenceSet([*attached.licences, *loose], attached.device_sn,
+                              on_device=attached.on_device)
+    return attached
 
 
 def require_licence(*, header: _LicensedHeader, keyring: Any, now: float | None = None) -> None:
     """The reader's call when it opens E₁: returns if the file demands no licence or one of the
     keyring's licences lets it open; raises the LicenceError of §8.5 otherwise.
 
-    Call it after E₁'s public header parsed and before its key area is opened (FORMAT.md §8.5).
+    Call it once E₁'s key area has given DK and before any segment of E₁ is decrypted
+    (FORMAT.md §8.5).
     """
     if not header.policy & POLICY_LICENCE:
         return

@@ -2,8 +2,8 @@
 // licence signed (Ed25519) by the key named in E₁'s `licence_key`, for its `file_id`, not
 // expired, and (when it lists serial numbers) for this device.
 //
-// The seam with the envelope reader: after E₁'s public header parses and before its key area is
-// opened, a reader that sees policy bit 0 calls
+// The seam with the envelope reader: once E₁'s key area has given DK (so a wrong key still reads
+// as wrong key) and before any segment of E₁ is decrypted, a reader that sees policy bit 0 calls
 //
 //     require_licence(header.file_id, header.licence_key, global_licences());
 //

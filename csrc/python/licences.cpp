@@ -13,9 +13,10 @@ void register_licences(py::module_& m) {
         global_licences().add(parse_licence(source, b.view()));
       }, py::arg("licence"), py::arg("source"),
       "Registers a licence's bytes (CorruptLicence if malformed); `source` names it in messages");
-  m.def("set_device_sn", [](const std::optional<py::bytes>& sn) {
-        global_licences().set_device_sn(sn ? std::optional<std::string>(std::string(*sn))
-                                           : std::nullopt);
+  m.def("set_device_sn", [](const py::object& sn) {
+        global_licences().set_device_sn(
+            sn.is_none() ? std::nullopt
+                         : std::optional<std::string>(sn.cast<py::bytes>().cast<std::string>()));
       }, py::arg("sn"), "The device's serial number for device-bound licences (None: unknown)");
   m.def("clear_licences", [] { global_licences().clear(false); },
         "Forgets every registered licence and the serial number; BMCRYPT_LICENSE_FILE is not "
