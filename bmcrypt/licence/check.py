@@ -64,6 +64,11 @@ class LicenceSet:
         """Whether any licence lists serial numbers (only then is the serial number read)."""
         return any(lic.serials for lic in self.licences)
 
+    @property
+    def has_sn_source(self) -> bool:
+        """Whether a serial number, or a way to read one, was given."""
+        return self._device_sn is not None or self.on_device
+
     def device_sn(self) -> bytes | None:
         """The device's serial number, read once when first asked for."""
         if callable(self._device_sn):
