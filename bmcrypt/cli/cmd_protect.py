@@ -46,7 +46,7 @@ def encrypt(
     nets: Annotated[str | None, typer.Option(
         "--nets", metavar="N1,N2", help="Encrypt only these nets' weights (default: all).")] = None,
     require_licence: Annotated[str | None, typer.Option(
-        "--require-license", "--require-licence", metavar="SIGNING_KEY|bmcryptlic1…",
+        "--require-license", metavar="SIGNING_KEY|bmcryptlic1…",
         help="The file opens only with a license signed by this key (a signing key file from "
              "`bmcrypt license keygen`, or its public key).")] = None,
     out: Annotated[Path | None, typer.Option(

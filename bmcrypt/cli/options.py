@@ -82,7 +82,7 @@ Strategy = Annotated[str, typer.Option(
 BackupPath = Annotated[Path | None, typer.Option(
     "--backup", metavar="PATH", help="Backup file or directory (default: MODEL.bak).")]
 Licences = Annotated[list[Path] | None, typer.Option(
-    "--license", "--licence", metavar="LICENSE",
+    "--license", metavar="LICENSE",
     help="License for models that demand one; repeat it for several "
          "(default: $BMCRYPT_LICENSE_FILE, paths separated by ':').")]
 Output = Annotated[Path | None, typer.Option(
