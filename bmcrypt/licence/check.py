@@ -4,7 +4,8 @@ licences and the device's serial number: on the keyring it opens the file with.
 The checks, in order, each with its own error: the licence is well-formed (parsing,
 `CorruptLicence`); signed by the key the file names, with a valid signature
 (`BadLicenceSignature`); for this file id (`LicenceForAnotherFile`); not past its not-after
-time (`LicenceExpired`); if it lists serial numbers, this device's is one (`LicenceForAnotherDevice`).
+time (`LicenceExpired`); if it lists serial numbers, this device's is one
+(`LicenceForAnotherDevice`).
 Several licences may be given; the file opens when one passes, and otherwise the error is that of
 the licence that came furthest (the first given, on a tie). None at all: `NoLicence`.
 
