@@ -127,6 +127,10 @@ def register_licence(licence: Buffer, source: str) -> None:
 def set_device_sn(sn: bytes | None) -> None:
     """The device's serial number for device-bound licences (None: unknown)."""
 
+def require_licence(file_id: Buffer, licence_key: Buffer, now: int) -> None:
+    """The native verdict of FORMAT.md §8.5 on the registered licences at Unix time `now`:
+    returns, or raises the LicenceError the C reader raises at E₁."""
+
 def clear_licences() -> None:
     """Forgets every registered licence and the serial number (the environment is not read
     again: the package passes licences explicitly)."""

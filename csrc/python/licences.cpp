@@ -18,6 +18,15 @@ void register_licences(py::module_& m) {
             sn.is_none() ? std::nullopt
                          : std::optional<std::string>(sn.cast<py::bytes>().cast<std::string>()));
       }, py::arg("sn"), "The device's serial number for device-bound licences (None: unknown)");
+  m.def("require_licence", [](const py::buffer& file_id, const py::buffer& licence_key,
+                              uint64_t now) {
+        const InBuffer id(file_id), key(licence_key);
+        if (id.size() != 16 || key.size() != kLicenceKeySize)
+          throw py::value_error("a file id is 16 bytes, a licence key 32");
+        global_licences().require(id.data(), key.data(), now);
+      }, py::arg("file_id"), py::arg("licence_key"), py::arg("now"),
+      "The native verdict of FORMAT.md §8.5 on the registered licences at Unix time `now` "
+      "(returns, or raises the licence error): what the C reader checks at E1");
   m.def("clear_licences", [] { global_licences().clear(false); },
         "Forgets every registered licence and the serial number; BMCRYPT_LICENSE_FILE is not "
         "read again (the package passes licences explicitly)");
