@@ -354,3 +354,63 @@ def test_not_after_is_utc(given: str, expected: str):
 
     moment = datetime.fromtimestamp(parse_not_after(given), UTC)
     assert moment.strftime("%Y-%m-%dT%H:%M:%SZ") == expected
+
+
+# ---------------------------------------------------------------- the committed vectors
+
+VECTORS = Path(__file__).resolve().parent / "vectors" / "licences"
+EXPECTED = {"success": None, "no_licence": NoLicence, "corrupt_licence": CorruptLicence,
+            "bad_licence_signature": BadLicenceSignature,
+            "licence_for_another_file": LicenceForAnotherFile,
+            "licence_expired": LicenceExpired,
+            "licence_for_another_device": LicenceForAnotherDevice}
+
+
+def _vector(path: Path) -> dict[str, str]:
+    fields = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition(": ")
+            fields[key] = value
+    return fields
+
+
+@pytest.mark.parametrize("path", sorted(VECTORS.glob("*.txt")), ids=lambda p: p.stem)
+def test_vectors_in_python_and_native(path: Path):
+    v = _vector(path)
+    expected = EXPECTED[v["expect"]]
+    file_id, key, now = bytes.fromhex(v["file_id"]), bytes.fromhex(v["licence_key"]), int(v["now"])
+    sn = bytes.fromhex(v["device_sn"]) if "device_sn" in v else None
+    raw = [bytes.fromhex(v["licence"])] if "licence" in v else []
+
+    def python() -> None:
+        LicenceSet([parse_licence(r, path.name) for r in raw], sn,
+                   on_device=True).require(file_id, key, now)
+
+    def native() -> None:
+        _native.clear_licences()
+        for r in raw:
+            _native.register_licence(r, path.name)
+        _native.set_device_sn(sn)
+        _native.require_licence(file_id, key, now)
+
+    try:
+        for check in (python, native):
+            if expected is None:
+                check()
+            else:
+                with pytest.raises(expected):
+                    check()
+    finally:
+        _native.clear_licences()
+
+
+def test_vectors_are_what_the_script_writes(tmp_path: Path):
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "make-licence-vectors.py"
+    subprocess.run([sys.executable, script, "--out", tmp_path], check=True)
+    written = {p.name: p.read_text() for p in tmp_path.glob("*.txt")}
+    committed = {p.name: p.read_text() for p in VECTORS.glob("*.txt")}
+    assert written == committed and len(written) >= 16
