@@ -44,7 +44,8 @@ def doctor(
         "crypto": dr.crypto_check(),
     }
     if model is not None:
-        checks["model"] = dr.trial_verify(model, lambda: licensed(keyring(key, passphrase), licence))
+        checks["model"] = dr.trial_verify(
+            model, lambda: licensed(keyring(key, passphrase), licence))
     problem = next((c.error for c in checks.values() if c.error is not None), None)
     if mode.current.json:
         jsondoc.emit(problem is None, jsondoc.error_json(problem) if problem else None,
