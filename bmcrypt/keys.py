@@ -1,4 +1,4 @@
-"""Key files, and where a command's key comes from (docs/keys.md).
+"""Key files, identity files, and where a command's key comes from (docs/keys.md).
 
 A key file is three lines of ASCII, created with mode 0600 and never overwritten:
 
@@ -6,12 +6,18 @@ A key file is three lines of ASCII, created with mode 0600 and never overwritten
     # key id 1a2b3c4d5e6f7081, created 2026-01-01T00:00:00Z
     key: <K as 64 lower-case hex digits>
 
+An identity file (FORMAT.md §8.3) holds an X25519 secret key in 72 bytes, also 0600:
+"BMCRYPT-X25519-1" || r (32) || SHA-256 of those 48 bytes [0..24]. Wherever a key file is
+accepted, so is an identity file: its length and magic say which it is.
+
 No message here ever contains a key file's text: a malformed file is described, not quoted.
 """
 
 from __future__ import annotations
 
 import getpass
+import hashlib
+import hmac
 import os
 import re
 import secrets
@@ -22,10 +28,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bmcrypt.crypto.kdf import KEY_LEN, Passphrase, Rng, Secret, UserKey
+from bmcrypt.crypto.x25519 import Identity
 from bmcrypt.errors import KeyFileError, KeyProblem, NoKey
 from bmcrypt.files.paths import fsync_dir
 
 KEY_FILE_MAGIC = "bmcrypt-key-v1"
+IDENTITY_MAGIC = b"BMCRYPT-X25519-1"
+IDENTITY_FILE_LEN = 72
 ENV_KEY_FILE = "BMCRYPT_KEY_FILE"
 ENV_PASSPHRASE = "BMCRYPT_PASSPHRASE"
 
@@ -43,11 +52,26 @@ def generate_key_file(path: PathArg, *, rng: Rng | None = None,
     The file is created exclusively with mode 0600 (an existing file is never replaced),
     written in full and fsynced, and so is its directory. On failure nothing is left behind.
     """
-    where = os.fspath(path)
     k = (rng or secrets.token_bytes)(KEY_LEN)
     key = UserKey(k)
     created = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     text = f"{KEY_FILE_MAGIC}\n# key id {key.key_id_hex}, created {created}\nkey: {k.hex()}\n"
+    _write_secret_file(path, text.encode("ascii"))
+    return key
+
+
+def generate_identity_file(path: PathArg, *, rng: Rng | None = None) -> Identity:
+    """Create an identity file holding a new X25519 secret key; return the identity (whose
+    `recipient` is what others encrypt for). Written as a key file is: exclusively, 0600,
+    fsynced, never over an existing file."""
+    identity = Identity((rng or secrets.token_bytes)(KEY_LEN))
+    body = IDENTITY_MAGIC + identity._secret_bytes()
+    _write_secret_file(path, body + hashlib.sha256(body).digest()[:24])
+    return identity
+
+
+def _write_secret_file(path: PathArg, content: bytes) -> None:
+    where = os.fspath(path)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         fd = os.open(where, flags, 0o600)
@@ -60,7 +84,7 @@ def generate_key_file(path: PathArg, *, rng: Rng | None = None,
                            hint="check that the directory exists and is writable") from None
     try:
         os.fchmod(fd, 0o600)  # the umask may only have narrowed it; state it exactly
-        data = memoryview(text.encode("ascii"))
+        data = memoryview(content)
         while data:
             data = data[os.write(fd, data):]
         os.fsync(fd)
@@ -71,11 +95,11 @@ def generate_key_file(path: PathArg, *, rng: Rng | None = None,
                            hint="check free disk space") from None
     os.close(fd)
     fsync_dir(Path(os.path.abspath(where)).parent)  # the new name is durable too
-    return key
 
 
-def load_key_file(path: PathArg) -> UserKey:
-    """Read a key file, refusing one that other users could read or write (mode & 0o077)."""
+def load_key_file(path: PathArg) -> UserKey | Identity:
+    """Read a key file or an identity file, refusing one that other users could read or write
+    (mode & 0o077)."""
     where = os.fspath(path)
     try:
         # O_NONBLOCK: a FIFO at that path must not hang us before we can refuse it.
@@ -101,7 +125,29 @@ def load_key_file(path: PathArg) -> UserKey:
             data += more
     finally:
         os.close(fd)
+    if data.startswith(IDENTITY_MAGIC[:8]):
+        return _parse_identity_file(data, where)
     return _parse_key_file(data, where)
+
+
+def load_identity_file(path: PathArg) -> Identity:
+    """An identity file (KeyFileError for a key file or anything else)."""
+    found = load_key_file(path)
+    if not isinstance(found, Identity):
+        raise KeyFileError(f"{os.fspath(path)} is a key file, not an identity file",
+                           hint="create an identity with `bmcrypt keygen --x25519 -o FILE`")
+    return found
+
+
+def _parse_identity_file(data: bytes, where: str) -> Identity:
+    body = data[:48]
+    if len(data) != IDENTITY_FILE_LEN or not body.startswith(IDENTITY_MAGIC):
+        raise KeyFileError(f"{where} is not a bmcrypt identity file (its length or magic is "
+                           "wrong)")
+    if not hmac.compare_digest(hashlib.sha256(body).digest()[:24], data[48:]):
+        raise KeyFileError(f"identity file {where} is damaged (its checksum does not match)",
+                           hint="restore it from its backup")
+    return Identity(body[16:])
 
 
 def resolve_keys(key_path: PathArg | None = None, passphrase: bool | str | None = None, *,

@@ -27,10 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from bmcrypt.crypto import Keyring, Passphrase, UserKey, wipe
+from bmcrypt.crypto import Keyring, Secret, wipe
 from bmcrypt.crypto.kdf import register_with_native
 from bmcrypt.licence.check import DeviceSn, licences_of
-from bmcrypt.licence.licence_file import Licence
 from bmcrypt.protect.container import FileState, require_openable
 from bmcrypt.protect.opened import open_encrypted
 from bmcrypt.protect.unseal import unseal_to_memory
@@ -135,10 +134,10 @@ class Prepared:
         return Loaded(self.path, self.state, self.strategy, added)
 
 
-def _secrets(keyring: Keyring) -> list[UserKey | Passphrase]:
-    if isinstance(keyring, (UserKey, Passphrase)):
-        return [keyring]
-    return [s for s in keyring if not isinstance(s, Licence)]  # licences go their own way
+def _secrets(keyring: Keyring) -> list[Secret]:
+    from bmcrypt.crypto.filekeys import secrets_of
+
+    return secrets_of(keyring)
 
 
 def _on_device(keyring: Keyring | None, device_sn: DeviceSn | None) -> None:

@@ -10,13 +10,14 @@ results; tests and other programs call these directly.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from bmcrypt.bmodel.reader import open_mapped
-from bmcrypt.crypto import Keyring, Secret, new_file
+from bmcrypt.crypto import DEFAULT_SLOTS, Keyring, Secret, new_file
+from bmcrypt.crypto.keyarea import RecipientLike
 from bmcrypt.errors import (
     AlreadyEncrypted,
     InputFileError,
@@ -34,9 +35,15 @@ from bmcrypt.files import (
     restore_backup,
 )
 from bmcrypt.protect.container import FileState, file_state
-from bmcrypt.protect.opened import open_encrypted
-from bmcrypt.protect.rekey import RekeyReport, rekey_file
-from bmcrypt.protect.seal import SealReport, seal_bmodel
+from bmcrypt.protect.opened import Opened, open_encrypted
+from bmcrypt.protect.rekey import (
+    RecipientsReport,
+    RekeyReport,
+    change_recipients,
+    list_recipients,
+    rekey_file,
+)
+from bmcrypt.protect.seal import SealReport, seal_bmodel, sealed_nets
 from bmcrypt.protect.unseal import VerifyReport, unseal_file, unseal_to_memory
 
 Progress = Callable[[int], None]
@@ -108,11 +115,17 @@ def _output_path(model: Path, output: str | os.PathLike[str] | None) -> Path | N
     return out
 
 
-def encrypt_model(model: str | os.PathLike[str], secret: Secret, *,
+def encrypt_model(model: str | os.PathLike[str],
+                  secret: RecipientLike | Sequence[RecipientLike], *,
                   nets: set[str] | None = None, output: str | os.PathLike[str] | None = None,
                   backup: bool = True, backup_path: str | os.PathLike[str] | None = None,
-                  progress: ProgressFactory = _no_progress) -> EncryptOutcome:
+                  progress: ProgressFactory = _no_progress, slots: int = DEFAULT_SLOTS,
+                  licence_key: bytes | None = None) -> EncryptOutcome:
     """Encrypt `model` in place after a verified backup, or into a new file `output`.
+
+    `secret`: who can open it — a key, a passphrase, an X25519 recipient or identity, or a list
+    of them (FORMAT.md §8.2; `slots` reserves room for recipients added later). `licence_key`
+    (a 32-byte Ed25519 public key) makes the file open only with a licence it signed (§8.5).
 
     Check before copying: the encrypted file is written (to a temp file) first, which checks
     the layout and every weight against its check code; only a model that passed is backed up,
@@ -133,8 +146,8 @@ def encrypt_model(model: str | os.PathLike[str], secret: Secret, *,
         with open_mapped(model) as src, \
                 atomic_write(target, mode_from=model, through_link=out is None) as f:
             total = src.raw.file_size - src.raw.header.binary_offset
-            report = seal_bmodel(src, f, new_file(secret), nets=nets,
-                                 progress=progress("encrypt", total))
+            keys = new_file(secret, slots=slots, licence_key=licence_key)
+            report = seal_bmodel(src, f, keys, nets=nets, progress=progress("encrypt", total))
             if out is None and backup:
                 made = make_backup(model, backup_path, progress("backup", 2 * before.st_size))
             _unchanged(model, before)
@@ -226,6 +239,85 @@ def rekey_model(model: str | os.PathLike[str], old: Keyring, new: Secret) -> Rek
         return rekey_file(model, old, new)
 
 
+def list_model_recipients(model: str | os.PathLike[str]) -> RecipientsReport:
+    """Who can open a version-2 model (its key area is public: no key needed)."""
+    from bmcrypt.protect.opened import probe_path
+
+    return list_recipients(probe_path(Path(model)).envelope)
+
+
+def change_model_recipients(model: str | os.PathLike[str], keyring: Keyring, *,
+                            add: Sequence[RecipientLike] = (),
+                            remove: Sequence[str] = ()) -> RecipientsReport:
+    """Add or remove recipients of a version-2 model in place: only E₁'s key area is rewritten
+    (crash-safe, through the journal), whatever the model weighs. `keyring` must open it, and
+    must still open it afterwards."""
+    model = Path(model)
+    with file_lock(model):
+        _settle(model)
+        if file_state(model) == FileState.PLAIN:
+            raise NotEncrypted(f"{model} is a plain bmodel; encrypt it instead")
+        return change_recipients(model, keyring, add=add, remove=remove)
+
+
+@dataclass(frozen=True)
+class RotateOutcome:
+    target: Path
+    report: SealReport
+    old_recipients: tuple[str, ...]  # key ids before
+    dropped: tuple[str, ...]  # key ids that no longer open the file
+    backup: BackupResult | None
+
+
+def rotate_data_key(model: str | os.PathLike[str], keyring: Keyring,
+                    recipients: Sequence[RecipientLike], *, slots: int | None = None,
+                    backup_path: str | os.PathLike[str] | None = None,
+                    progress: ProgressFactory = _no_progress) -> RotateOutcome:
+    """Re-encrypt `model` in place under a fresh data key, for `recipients` only.
+
+    Revokes for real: whoever kept the old data key cannot read the new file. The plain model
+    exists only in memory (a memfd, never on disk); the new file replaces the old one by rename
+    once it is complete, so a failure leaves the old file as it was. The weights of the same nets
+    are encrypted as before; `slots` defaults to the old key area's capacity.
+    """
+    from bmcrypt.protect.unseal import unseal_file
+
+    model = Path(model)
+    if not recipients:
+        raise InputFileError("a new data key needs at least one recipient")
+    with file_lock(model):
+        _settle(model)
+        if file_state(model) == FileState.PLAIN:
+            raise NotEncrypted(f"{model} is a plain bmodel; encrypt it instead")
+        made = None
+        if backup_path is not None:
+            made = make_backup(model, backup_path, progress("backup", 2 * model.stat().st_size))
+        with open_encrypted(model, keyring) as opened:
+            old_ids = _recipient_ids(opened)
+            if slots is None:
+                slots = opened.keys.area().slots if opened.keys.version >= 2 else DEFAULT_SLOTS
+            nets = set(sealed_nets(opened.unpack()))
+            fd = os.memfd_create("bmcrypt-rotate", os.MFD_CLOEXEC)
+            with open(fd, "w+b") as plain:
+                unseal_file(opened, plain, progress("decrypt", opened.binary_size))
+                plain.flush()
+                with open_mapped(f"/proc/self/fd/{fd}") as src, \
+                        atomic_write(model, mode_from=model, through_link=True) as f:
+                    total = src.raw.file_size - src.raw.header.binary_offset
+                    keys = new_file(list(recipients), slots=slots)
+                    report = seal_bmodel(src, f, keys, nets=nets or None,
+                                         progress=progress("encrypt", total))
+                    new_ids = keys.area().key_ids
+    dropped = tuple(i for i in old_ids if i not in new_ids)
+    return RotateOutcome(model, report, tuple(old_ids), dropped, made)
+
+
+def _recipient_ids(opened: Opened) -> list[str]:
+    if opened.keys.version >= 2:
+        return opened.keys.area().key_ids
+    return [opened.keys.key_id.hex()]
+
+
 def restore_model(model: str | os.PathLike[str], backup_path: str | os.PathLike[str] | None = None,
                   *, trust_unverified: bool = False) -> BackupResult:
     """Put the verified backup of `model` back in its place (the backup stays)."""
@@ -233,7 +325,7 @@ def restore_model(model: str | os.PathLike[str], backup_path: str | os.PathLike[
 
 
 __all__ = [
-    "DecryptOutcome", "EncryptOutcome", "NotABmodel", "StreamOutcome", "decrypt_model",
-    "decrypt_to_stream", "encrypt_model",
-    "rekey_model", "restore_model", "verify_model",
+    "DecryptOutcome", "EncryptOutcome", "NotABmodel", "RotateOutcome", "StreamOutcome",
+    "change_model_recipients", "decrypt_model", "decrypt_to_stream", "encrypt_model",
+    "list_model_recipients", "rekey_model", "restore_model", "rotate_data_key", "verify_model",
 ]

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Write the envelope test vectors, tests/vectors/NAME.txt (format: tests/vectors/README.md).
 
+Version-1 cases are here; version-2 cases (FORMAT.md §8) in scripts/vectors_v2.py.
+
 Deterministic: every random byte comes from a generator seeded with the case's name, so a second
 run writes the same files (tests/test_vectors.py checks that the committed files are exactly what
 this script writes). Run it from a checkout after changing the format, and review the diff:
@@ -29,6 +31,9 @@ from bmcrypt.crypto import FileKeys, Kind, Passphrase, UserKey, new_file, seal
 from bmcrypt.crypto.envelope_header import HEADER_LEN, pack_public_header
 from bmcrypt.protect.manifest import Manifest, clear_digest, clear_spans
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from vectors_v2 import v2_vectors  # noqa: E402  (the version-2 cases, FORMAT.md §8)
+
 S_LOG2 = 12
 S = 1 << S_LOG2
 TAG = 16
@@ -53,6 +58,8 @@ class Vector:
     passphrase: str | None = None
     kind: int | None = None
     plaintext: bytes | None = None
+    identity: bytes | None = None  # v2: an X25519 secret key
+    header: bytes | None = None  # v2: the file's E₁, opened first (kind-2/3 cases)
 
     def render(self) -> str:
         lines = [HEADER_COMMENT, f"expect: {self.expect}", f"about: {self.about}"]
@@ -60,6 +67,10 @@ class Vector:
             lines.append(f"key: {self.key.hex()}")
         if self.passphrase is not None:
             lines.append(f"passphrase: {self.passphrase}")
+        if self.identity is not None:
+            lines.append(f"identity: {self.identity.hex()}")
+        if self.header is not None:
+            lines.append(f"header: {self.header.hex()}")
         if self.kind is not None:
             lines.append(f"kind: {self.kind}")
         if self.plaintext is not None:
@@ -77,9 +88,10 @@ class File:
         self.k: bytes | None = None
         if passphrase is None:
             self.k = key or self.rng(32)
-            self.keys: FileKeys = new_file(UserKey(self.k), self.rng)
+            self.keys: FileKeys = new_file(UserKey(self.k), self.rng, version=1)
         else:
-            self.keys = new_file(Passphrase(passphrase, log2n=PASSPHRASE_LOG2N), self.rng)
+            self.keys = new_file(Passphrase(passphrase, log2n=PASSPHRASE_LOG2N), self.rng,
+                                 version=1)
 
     def seal(self, plaintext: bytes, kind: int = Kind.WEIGHTS, seg_log2: int = S_LOG2) -> bytes:
         return bytes(seal(self.keys, kind, plaintext, seg_log2=seg_log2, rng=self.rng))
@@ -270,16 +282,19 @@ def structure_vectors() -> Iterator[Vector]:
          with_plaintext_len(small, (1 << 40) + 1)),
         ("corrupt", "key_file_block_with_scrypt_fields",
          "a key-file key block with a non-zero scrypt r", patch(small, SCRYPT_R, b"\x08")),
-        ("unsupported_version", "version_2", "format version 2", patch(small, VERSION, b"\x02")),
+        ("unsupported_version", "version_3", "format version 3", patch(small, VERSION, b"\x03")),
         ("unsupported_version", "version_0", "format version 0", patch(small, VERSION, b"\x00")),
         ("unsupported_version", "algorithm_2", "algorithm 2", patch(small, ALGORITHM, b"\x02")),
         ("unsupported_version", "kind_4", "kind 4", patch(small, KIND, b"\x04")),
         ("unsupported_version", "key_source_3", "key source 3", patch(small, SOURCE, b"\x03")),
         ("unsupported_version", "order_version_before_length",
-         "version 2 and cut short: the version is checked first",
-         patch(small, VERSION, b"\x02")[:-10]),
-        ("corrupt", "order_magic_before_version", "bad magic and version 2: magic first",
-         patch(patch(small, 0, b"X"), VERSION, b"\x02")),
+         "version 3 and cut short: the version is checked first",
+         patch(small, VERSION, b"\x03")[:-10]),
+        ("corrupt", "order_magic_before_version", "bad magic and version 3: magic first",
+         patch(patch(small, 0, b"X"), VERSION, b"\x03")),
+        ("corrupt", "v1_body_as_version_2",
+         "a version-1 kind-3 envelope relabelled version 2: its key block reads as a key area "
+         "length in a weight envelope", patch(small, VERSION, b"\x02")),
     ]
     for expect, name, about, envelope in cases:
         yield f.vector(f"{expect}_{name}", expect, about, envelope)
@@ -301,7 +316,8 @@ def structure_vectors() -> Iterator[Vector]:
 def build_vectors() -> dict[str, str]:
     """File name → contents, for every case."""
     vectors: dict[str, str] = {}
-    for gen in (success_vectors, key_vectors, tampered_vectors, structure_vectors):
+    for gen in (success_vectors, key_vectors, tampered_vectors, structure_vectors,
+                lambda: v2_vectors(Vector)):
         for vector in gen():
             assert vector.name not in vectors, vector.name
             vectors[f"{vector.name}.txt"] = vector.render()

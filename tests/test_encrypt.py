@@ -101,7 +101,8 @@ def test_the_encrypted_file_keeps_the_vendor_layout(tmp_path: Path):
     data = model.read_bytes()
     magic, header_size = struct.unpack("<II", data[:8])
     assert magic == 0xFF55AAEE
-    assert header_size == 8 + 224  # FORMAT.md §2: 8 + len(E1), E1 = 152 + 56 + 16
+    # FORMAT.md §2, §8.1: 8 + len(E1), E1 = 104 + key area (16 + 128 × 16 slots) + 56 + 16
+    assert header_size == 8 + 104 + 2064 + 56 + 16
     assert data[8:12] == b"BMCE" and data[header_size:header_size + 4] == b"BMCE"
 
 
@@ -294,13 +295,16 @@ def test_rekey_opens_with_the_new_key_only_and_never_touches_the_weights(tmp_pat
     workflow.encrypt_model(model, KEY, backup=False)
     before = model.read_bytes()
     report = workflow.rekey_model(model, KEY, OTHER)
-    assert report.envelopes == 2 + 4  # header, FlatBuffer, four distinct weight regions
+    assert report.envelopes == 1  # version 2: only E₁'s key area (FORMAT.md §8.2)
     workflow.verify_model(model, OTHER)
     with pytest.raises(WrongKey):
         workflow.verify_model(model, KEY)
     after = model.read_bytes()
     changed = [i for i in range(len(before)) if before[i] != after[i]]
-    assert len(before) == len(after) and len(changed) <= 104 * report.envelopes
+    # Only the stanza of the old key, in E₁'s key area (after the 8 clear bytes and the
+    # 104-byte public header, past the key area's 16-byte head): 128 bytes at most.
+    assert len(before) == len(after) and changed
+    assert 8 + 104 + 16 <= min(changed) and max(changed) < 8 + 104 + 16 + 128
 
 
 def test_rekey_from_a_key_to_a_passphrase_and_back(tmp_path: Path):

@@ -1,4 +1,7 @@
-"""The envelope (docs/FORMAT.md §3–§5) as a reader and a writer must see it."""
+"""The version-1 envelope (docs/FORMAT.md §3–§5) as a reader and a writer must see it.
+
+Version 1 stays readable, and the model_tool plugin still writes it (kind 0), so every test here
+seals version 1 on purpose; version 2 is tested in test_envelope_v2.py."""
 
 from __future__ import annotations
 
@@ -28,20 +31,13 @@ from bmcrypt.crypto import (
     Unsealer,
     UserKey,
     envelope_length,
-    new_file,
     open_key_block,
     parse_header,
     rewrap,
     seal,
     unseal,
 )
-from bmcrypt.protect.manifest import (
-    ClearDigest,
-    Manifest,
-    clear_digest,
-    clear_spans,
-    parse_manifest,
-)
+from bmcrypt.crypto import new_file as _new_file
 from bmcrypt.errors import (
     BmcryptError,
     Corrupt,
@@ -51,6 +47,19 @@ from bmcrypt.errors import (
     UnsupportedVersion,
     WrongKey,
 )
+from bmcrypt.protect.manifest import (
+    ClearDigest,
+    Manifest,
+    clear_digest,
+    clear_spans,
+    parse_manifest,
+)
+
+
+def new_file(secret: Secret, rng: Callable[[int], bytes] | None = None) -> FileKeys:
+    """A version-1 file (what this module tests)."""
+    return _new_file(secret, rng, version=1)
+
 
 S_LOG2 = 12
 S = 1 << S_LOG2
@@ -248,7 +257,7 @@ def with_byte(envelope: bytes, offset: int, value: int) -> bytes:
 
 @pytest.mark.parametrize(("offset", "value", "error"), [
     (0, ord("X"), Corrupt),
-    (4, 2, UnsupportedVersion),
+    (4, 3, UnsupportedVersion),  # version 2 exists since FORMAT.md §8
     (5, 2, UnsupportedVersion),
     (6, 4, UnsupportedVersion),
     (7, 11, Corrupt),
@@ -528,7 +537,7 @@ def test_manifest_round_trip_and_checks() -> None:
     with pytest.raises(Corrupt):
         parse_manifest(plaintext[:-64] + b"BMCX" + plaintext[-60:])
     with pytest.raises(UnsupportedVersion):
-        parse_manifest(plaintext[:-60] + struct.pack("<I", 2) + plaintext[-56:])
+        parse_manifest(plaintext[:-60] + struct.pack("<I", 3) + plaintext[-56:])
     with pytest.raises(Corrupt):
         parse_manifest(plaintext[:-1] + b"\1")
     with pytest.raises(Corrupt):

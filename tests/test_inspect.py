@@ -333,7 +333,9 @@ def test_bmcrypt_file_without_key_shows_what_is_visible_and_says_the_rest_is_hid
     e = r["encryption"]
     assert e["state"] == "bmcrypt" and e["opened"] is False
     assert (e["format_version"], e["algorithm"], e["key_source"], e["scrypt"]) == (
-        1, 1, "key file", None)
+        2, 1, "key file", None)
+    assert e["recipients"] == [{"key_id": enc.key.key_id_hex, "type": "key file"}]
+    assert e["recipient_slots"] == 16 and e["original_sha256"] is None
     assert e["key_id"] == enc.key.key_id_hex
     assert re.fullmatch(r"[0-9a-f]{32}", e["file_id"]) and e["clear_digest"] is True
     assert e["header_size"] == 8 + e["header_envelope_size"]
@@ -478,9 +480,16 @@ def test_output_never_contains_the_key(capsys: Capsys, enc: Encrypted) -> None:
         assert enc.key.key_id_hex in out
 
 
-def _plugin_style_copy(src: Path, key: UserKey, dst: Path) -> Path:
-    """The same model as `model_tool --encrypt -lib libbmcrypt.so` writes it: kind-0 envelopes
-    for the header tail and a FlatBuffer without manifest (FORMAT.md §5)."""
+def _plugin_style_copy(plain: Path, key: UserKey, dst: Path) -> Path:
+    """The same model as `model_tool --encrypt -lib libbmcrypt.so` writes it: version-1 kind-0
+    envelopes for the header tail and a FlatBuffer without manifest (FORMAT.md §5, §8)."""
+    from bmcrypt.bmodel.reader import open_mapped
+    from bmcrypt.crypto import new_file
+    from bmcrypt.protect.seal import seal_bmodel
+
+    src = dst.with_suffix(".v1.bmodel")
+    with open_mapped(plain) as model, open(src, "wb") as f:
+        seal_bmodel(model, f, new_file(key, version=1))
     with open_encrypted(src, key) as o:
         keys, fb, binary = o.keys, o.flatbuffer, bytes(o.mm[o.binary_offset:])
     e2 = seal(keys, Kind.GENERIC, fb)
@@ -491,7 +500,7 @@ def _plugin_style_copy(src: Path, key: UserKey, dst: Path) -> Path:
 
 def test_file_from_the_model_tool_plugin_says_its_clear_parts_are_not_covered(
         tmp_path: Path, capsys: Capsys, enc: Encrypted) -> None:
-    p = _plugin_style_copy(enc.mlp, enc.key, tmp_path / "plugin.bmodel")
+    p = _plugin_style_copy(MLP, enc.key, tmp_path / "plugin.bmodel")
     assert run_json(capsys, p)["encryption"]["clear_digest"] is False
     r = run_json(capsys, "-k", enc.key_file, p)
     assert r["encryption"]["clear_digest"] is False and r["nets"][0]["name"] == "mlp"

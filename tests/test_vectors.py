@@ -11,7 +11,16 @@ from types import ModuleType
 
 import pytest
 
-from bmcrypt.crypto import Passphrase, Secret, Unsealer, UserKey, parse_header, unseal
+from bmcrypt.crypto import (
+    FileKeys,
+    Identity,
+    Passphrase,
+    Secret,
+    Unsealer,
+    UserKey,
+    parse_header,
+    unseal,
+)
 from bmcrypt.errors import BmcryptError, Corrupt, Tampered, Truncated, UnsupportedVersion, WrongKey
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +34,8 @@ OUTCOMES: dict[str, type[BmcryptError] | None] = {
     "unsupported_version": UnsupportedVersion,
 }
 REQUIRED = {"expect", "about", "envelope"}
-KNOWN = REQUIRED | {"key", "passphrase", "kind", "plaintext"}
+SECRETS = {"key", "passphrase", "identity"}
+KNOWN = REQUIRED | SECRETS | {"kind", "plaintext", "header"}
 
 
 def read_vector(path: Path) -> dict[str, str]:
@@ -38,14 +48,25 @@ def read_vector(path: Path) -> dict[str, str]:
         assert sep and name in KNOWN and name not in fields, f"{path.name}: bad line {name!r}"
         fields[name] = value
     assert fields.keys() >= REQUIRED, path.name
-    assert ("key" in fields) != ("passphrase" in fields), path.name
+    assert len(SECRETS & fields.keys()) == 1, path.name
     return fields
 
 
-def secret_of(fields: dict[str, str]) -> Secret:
+def secret_of(fields: dict[str, str]) -> Secret | FileKeys:
+    """The vector's secret; with a `header` (version 2), the keys that opening it gave."""
     if "key" in fields:
-        return UserKey(bytes.fromhex(fields["key"]))
-    return Passphrase(fields["passphrase"])
+        secret: Secret = UserKey(bytes.fromhex(fields["key"]))
+    elif "identity" in fields:
+        secret = Identity(bytes.fromhex(fields["identity"]))
+    else:
+        secret = Passphrase(fields["passphrase"])
+    if "header" not in fields:
+        return secret
+    opener = Unsealer(secret)
+    opener.update(bytes.fromhex(fields["header"]))
+    opener.finish()
+    assert opener.file_keys is not None
+    return opener.file_keys
 
 
 def outcome(run: Callable[[], object]) -> type[BmcryptError] | None:
@@ -63,6 +84,8 @@ def vector_files() -> list[Path]:
 def test_there_are_vectors_of_every_outcome() -> None:
     seen = {read_vector(p)["expect"] for p in vector_files()}
     assert seen == set(OUTCOMES)
+    v2 = {read_vector(p)["expect"] for p in vector_files() if p.name.startswith("v2_")}
+    assert v2 == set(OUTCOMES)
 
 
 @pytest.mark.parametrize("path", vector_files(), ids=lambda p: p.stem)

@@ -187,6 +187,16 @@ class MappedBmodel:
             raise Corrupt(f"binary range {start}+{size} points outside the file")
         return memoryview(self._mm)[base + start:base + start + size]
 
+    def whole(self) -> memoryview:
+        """Every byte of the file, header included, no copy (release it before closing)."""
+        return memoryview(self._mm)
+
+    def drop_pages(self, offset: int, length: int) -> None:
+        """Done with these bytes: let the mapping forget them (they stay in the page cache)."""
+        start = offset - offset % mmap.PAGESIZE
+        with contextlib.suppress(OSError, ValueError):  # advice only
+            self._mm.madvise(mmap.MADV_DONTNEED, start, offset + length - start)
+
 
 @contextmanager
 def open_mapped(path: str | os.PathLike[str]) -> Iterator[MappedBmodel]:

@@ -107,7 +107,7 @@ def _bmcrypt_rows(e: dict[str, Any]) -> list[list[str]]:
         s = e["scrypt"]
         source = f"passphrase (scrypt log2 N {s['log2_n']}, r {s['r']}, p {s['p']})"
     else:
-        source = "key file"
+        source = e["key_source"]
     digest = ("yes (written by bmcrypt)" if e["clear_digest"]
               else "no (written by model_tool --encrypt with libbmcrypt.so)")
     return [
@@ -120,7 +120,22 @@ def _bmcrypt_rows(e: dict[str, Any]) -> list[list[str]]:
                   "bytes"],
         ["clear digest", digest],
         ["opened", "yes: header and FlatBuffer authenticated" if e["opened"] else "no"],
-    ]
+    ] + _v2_rows(e)
+
+
+def _v2_rows(e: dict[str, Any]) -> list[list[str]]:
+    """Recipients (version 2) and the original's digest (once opened)."""
+    rows = []
+    if e.get("recipient_slots"):
+        listed = ", ".join(f"{r['key_id']} ({r['type']})" for r in e["recipients"])
+        rows.append(["recipients", f"{listed}; {len(e['recipients'])} of "
+                                   f"{e['recipient_slots']} slots used"])
+    if e.get("licence_required"):
+        rows.append(["licence", f"required, signed by {e['licence_key']}"])
+    if e.get("original_sha256"):
+        rows.append(["original", f"sha256 {e['original_sha256']}, {e['original_size']} bytes "
+                                 "(decrypt gives it back byte for byte)"])
+    return rows
 
 
 def _module_text(m: report.ModuleInfo | None) -> str:

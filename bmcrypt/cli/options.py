@@ -17,7 +17,7 @@ import typer
 from bmcrypt.cli import mode
 
 if TYPE_CHECKING:
-    from bmcrypt.crypto import Keyring, Secret
+    from bmcrypt.crypto import Keyring, Recipient, Secret
     from bmcrypt.inspect import KeyChoice
 
 # ---------------------------------------------------------------- how the run talks (mode.py)
@@ -62,6 +62,9 @@ Verbose = Annotated[bool, typer.Option(
 
 Recursive = Annotated[bool, typer.Option(
     "--recursive", "-r", help="A directory stands for every *.bmodel under it.")]
+#: `encrypt` gives -r to --recipient (as age does), so its --recursive is long only.
+RecursiveLong = Annotated[bool, typer.Option(
+    "--recursive", help="A directory stands for every *.bmodel under it.")]
 Jobs = Annotated[int, typer.Option(
     "--jobs", "-j", min=1, metavar="N", help="Process N files at a time.")]
 
@@ -89,7 +92,50 @@ Output = Annotated[Path | None, typer.Option(
     "--output", "-o", metavar="OUT", help="Write a new file; MODEL stays as it is.")]
 
 
+Recipients = Annotated[list[str] | None, typer.Option(
+    "--recipient", "-r", metavar="RECIPIENT",
+    help="Also encrypt for this X25519 recipient (bmcrypt1…, from `bmcrypt keygen --x25519`); "
+         "repeat it for several.")]
+RecipientsFile = Annotated[list[Path] | None, typer.Option(
+    "--recipients-file", "-R", metavar="FILE",
+    help="Also encrypt for the recipients in FILE, one per line (# comments).")]
+RecipientSlots = Annotated[int | None, typer.Option(
+    "--recipient-slots", min=1, max=255, metavar="N",
+    help="Room for N recipients in the file, to add some later without rewriting it "
+         "(default 16).")]
+
 # ---------------------------------------------------------------- keys
+
+
+def recipients(strings: Sequence[str] | None, files: Sequence[Path] | None) -> list[Recipient]:
+    """The X25519 recipients of -r and -R, each checked (checksum, prefix, length), in order."""
+    from bmcrypt.crypto import Recipient
+    from bmcrypt.errors import UsageError
+
+    found: list[tuple[str, str]] = [(s, "-r") for s in strings or ()]
+    for path in files or ():
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read recipients file {path}: "
+                             f"{getattr(exc, 'strerror', None) or exc}",
+                             hint="one bmcrypt1… recipient a line, # for comments") from None
+        for n, line in enumerate(text.splitlines(), 1):
+            line = line.split("#", 1)[0].strip()
+            if line:
+                found.append((line, f"{path}:{n}"))
+    out: list[Recipient] = []
+    for text, where in found:
+        try:
+            recipient = Recipient.parse(text)
+        except ValueError as exc:
+            hint = "recipients look like bmcrypt1… (see `bmcrypt keygen -y IDENTITY`)"
+            if where == "-r" and Path(text).is_dir():
+                hint = "-r is --recipient for encrypt: pass --recursive for a directory"
+            raise UsageError(f"{where}: not a recipient: {exc}", hint=hint) from None
+        if recipient not in out:
+            out.append(recipient)
+    return out
 
 
 def secret(keys: Sequence[Path] | Path | None, passphrase: bool, *,

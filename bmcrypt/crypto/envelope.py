@@ -21,20 +21,20 @@ from __future__ import annotations
 
 from bmcrypt.crypto.envelope_header import (
     DEFAULT_SEG_LOG2,
-    HEADER_LEN,
     ID_LEN,
     PUBLIC_HEADER_LEN,
     TAG_LEN,
+    V1,
+    V2_PUBLIC_LEN,
     Buffer,
     Header,
     byte_view,
-    envelope_length,
-    pack_public_header,
+    header_length_needed,
     parse_header,
     segment_count,
 )
+from bmcrypt.crypto.filekeys import FileKeys, Keyring, open_file_keys
 from bmcrypt.crypto.kdf import Rng, default_rng
-from bmcrypt.crypto.keyblock import FileKeys, Keyring, open_key_block
 from bmcrypt.errors import BmcryptError, Corrupt, Tampered, Truncated
 
 
@@ -51,8 +51,8 @@ def seal(keys: FileKeys, kind: int, plaintext: Buffer, *, seg_log2: int = DEFAUL
 def unseal(envelope: Buffer, keys: FileKeys | Keyring) -> bytearray:
     """The plaintext of a whole envelope, once all of it has authenticated.
 
-    `keys` is the file's `FileKeys` (the envelope must then carry the same file_id and key
-    block: Tampered otherwise), or a keyring to open the envelope's key block with.
+    `keys` is the file's `FileKeys` (the envelope must then be of that file: Tampered
+    otherwise), or a keyring to open the envelope's key block (v1) or key area (v2 E₁) with.
     Raises Truncated, Corrupt, UnsupportedVersion, WrongKey or Tampered.
     """
     src = byte_view(envelope)
@@ -73,9 +73,9 @@ class Sealer:
     def __init__(self, keys: FileKeys, kind: int, plaintext_len: int, *,
                  seg_log2: int = DEFAULT_SEG_LOG2, rng: Rng | None = None) -> None:
         region_salt = (rng or default_rng)(ID_LEN)
-        public = pack_public_header(kind, seg_log2, plaintext_len, keys.file_id, region_salt)
-        self.header = public + keys.key_block
-        self.envelope_len = envelope_length(plaintext_len, seg_log2)
+        public = keys.public_header(kind, seg_log2, plaintext_len, region_salt)
+        self.header = public + keys.key_material(kind)
+        self.envelope_len = keys.envelope_length(kind, plaintext_len, seg_log2)
         self._aad = public
         self._pk = keys.payload_key(region_salt)
         self._segments = _Segments(plaintext_len, seg_log2)
@@ -150,13 +150,15 @@ class Unsealer:
             raise
 
     def _update(self, src: memoryview) -> bytearray:
-        if self._records is None:
-            take = HEADER_LEN - len(self._head)
+        while self._records is None:  # the header's length shows as its bytes come in
+            need = header_length_needed(self._head)
+            take = need - len(self._head)
             self._head += src[:take]
             src = src[take:]
-            if len(self._head) < HEADER_LEN:
+            if len(self._head) < need:
                 return bytearray()
-            self._start()
+            if header_length_needed(self._head) == len(self._head):
+                self._start()
         recs = self._records
         assert recs is not None and self.header is not None
         if recs.consumed + len(src) > recs.total:
@@ -183,8 +185,8 @@ class Unsealer:
         assert self._records is not None
         if self._records.consumed != self._records.total:
             assert self.header is not None
-            raise Truncated(f"envelope ends after {HEADER_LEN + self._records.consumed} of "
-                            f"{self.header.envelope_len} bytes")
+            raise Truncated(f"envelope ends after {self.header.header_len + self._records.consumed}"
+                            f" of {self.header.envelope_len} bytes")
         self._finished = True
         return bytearray()
 
@@ -192,18 +194,12 @@ class Unsealer:
         header = parse_header(self._head, whole=False)
         if self._envelope_len is not None:
             header.check_length(self._envelope_len)
-        keys = self._keys
-        if isinstance(keys, FileKeys):
-            if header.file_id != keys.file_id or header.key_block != keys.key_block:
-                raise Tampered("the envelope does not belong to this file "
-                               "(its file id or key block differs)")
-        else:
-            keys = open_key_block(header, keys)
+        keys = open_file_keys(header, self._keys)  # the same file's FileKeys, or opened
         self.header, self.file_keys = header, keys
         self._aad = header.public
         self._pk = keys.payload_key(header.region_salt)
         # The segment records (ciphertext || tag) as a stream of fixed-size pieces.
-        self._records = _Segments(header.envelope_len - HEADER_LEN, header.seg_log2,
+        self._records = _Segments(header.envelope_len - header.header_len, header.seg_log2,
                                   overhead=TAG_LEN, count=header.segment_count)
 
 
@@ -260,7 +256,7 @@ class _Segments:
 def seal_segment_run(keys: FileKeys, public: Buffer, first: int, plain: Buffer,
                      out: Buffer) -> int:
     """Seal whole segments (or the envelope's rest) from number `first` of the envelope whose
-    48-byte public header is `public`, into `out`; return the bytes written (the engine API)."""
+    public header is `public`, into `out`; return the bytes written (the engine API)."""
     header, pk = _run_keys(keys, public)
     src, dst = byte_view(plain), byte_view(out)
     seg, n = header.segment_size, header.segment_count
@@ -296,9 +292,10 @@ def open_segment_run(keys: FileKeys, public: Buffer, first: int, records: Buffer
 
 def _run_keys(keys: FileKeys, public: Buffer) -> tuple[Header, bytes]:
     head = bytes(byte_view(public))
-    if len(head) != PUBLIC_HEADER_LEN:
-        raise ValueError("not the 48-byte public header of an envelope")
-    header = parse_header(head + keys.key_block, whole=False)
+    if len(head) != (PUBLIC_HEADER_LEN if keys.version == V1 else V2_PUBLIC_LEN):
+        raise ValueError("not the public header of an envelope of this format version")
+    # The key material is not needed here: a placeholder of its length lets the header parse.
+    header = parse_header(head + keys.key_material(head[6]), whole=False)
     if header.file_id != keys.file_id:
         raise ValueError("the envelope is of another file")
     return header, keys.payload_key(header.region_salt)

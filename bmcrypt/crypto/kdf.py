@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn, Union
 
 # pycryptodome is imported where it is used: it costs ~20 ms, and most commands never need it.
 
@@ -30,6 +30,10 @@ _KEY_ID_PREFIX = b"bmcrypt key id v1"
 _INFO_KEY_CHECK = b"bmcrypt v1 key check"
 _INFO_WRAP = b"bmcrypt v1 wrap"
 _INFO_PAYLOAD = b"bmcrypt v1 payload"
+# Version 2 (FORMAT.md §8): the same derivations under their own labels.
+_INFO = {1: (_INFO_KEY_CHECK, _INFO_WRAP, _INFO_PAYLOAD),
+         2: (b"bmcrypt v2 key check", b"bmcrypt v2 wrap", b"bmcrypt v2 payload")}
+_INFO_DK_CHECK = b"bmcrypt v2 data key check"
 
 
 class KeySource(IntEnum):
@@ -57,9 +61,24 @@ def hkdf(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
     return HKDF(ikm, length, salt, SHA256, context=info)
 
 
-def payload_key(dk: bytes, region_salt: bytes) -> bytes:
-    """PK of one envelope (§3.2)."""
-    return hkdf(dk, region_salt, _INFO_PAYLOAD, 32)
+def payload_key(dk: bytes, region_salt: bytes, version: int = 1) -> bytes:
+    """PK of one envelope (§3.2, §8.1)."""
+    return hkdf(dk, region_salt, _INFO[version][2], 32)
+
+
+def dk_check(dk: bytes, file_id: bytes) -> bytes:
+    """The commitment to DK in every v2 public header (§8.1)."""
+    return hkdf(dk, file_id, _INFO_DK_CHECK, KEY_CHECK_LEN)
+
+
+def key_check_of(k: bytes, file_id: bytes, version: int) -> bytes:
+    """The key commitment of a user (or stanza) key K (§4.3, §8.2)."""
+    return hkdf(k, file_id, _INFO[version][0], KEY_CHECK_LEN)
+
+
+def kek_of(k: bytes, file_id: bytes, version: int) -> bytes:
+    """The key that wraps DK under K (§4.4, §8.2)."""
+    return hkdf(k, file_id, _INFO[version][1], 32)
 
 
 @dataclass(frozen=True)
@@ -116,16 +135,16 @@ class UserKey:
     def key_id_hex(self) -> str:
         return self._key_id.hex()
 
-    def key_check(self, file_id: bytes) -> bytes:
-        """The key commitment of §4.3."""
-        return hkdf(self._k, file_id, _INFO_KEY_CHECK, KEY_CHECK_LEN)
+    def key_check(self, file_id: bytes, version: int = 1) -> bytes:
+        """The key commitment of §4.3 (§8.2 for version 2)."""
+        return key_check_of(self._k, file_id, version)
 
-    def matches_check(self, file_id: bytes, key_check: bytes) -> bool:
-        return hmac.compare_digest(self.key_check(file_id), key_check)
+    def matches_check(self, file_id: bytes, key_check: bytes, version: int = 1) -> bool:
+        return hmac.compare_digest(self.key_check(file_id, version), key_check)
 
-    def kek(self, file_id: bytes) -> bytes:
-        """The key that wraps DK (§4.4)."""
-        return hkdf(self._k, file_id, _INFO_WRAP, 32)
+    def kek(self, file_id: bytes, version: int = 1) -> bytes:
+        """The key that wraps DK (§4.4; §8.2 for version 2)."""
+        return kek_of(self._k, file_id, version)
 
     def __repr__(self) -> str:
         kind = "key file" if self._scrypt is None else "passphrase"
@@ -185,8 +204,12 @@ class Passphrase:
         raise TypeError("a Passphrase cannot be pickled (it would carry the secret)")
 
 
-#: What opens or writes a key block: a key file's key, or a passphrase.
-Secret = UserKey | Passphrase
+#: What opens or writes a key block: a key file's key, a passphrase, or (version 2) an X25519
+#: identity (crypto/x25519.py; imported late, it needs pycryptodome).
+if TYPE_CHECKING:
+    from bmcrypt.crypto.x25519 import Identity
+
+Secret = Union[UserKey, Passphrase, "Identity"]
 
 
 def register_with_native(secret: Secret) -> None:
@@ -198,6 +221,13 @@ def register_with_native(secret: Secret) -> None:
 
     if isinstance(secret, Passphrase):
         _native.register_passphrase(secret._secret.decode("utf-8"))
+    elif not isinstance(secret, UserKey):
+        # An X25519 identity: the native registry learns those with the C++ reader of version 2
+        # (csrc/, bmcrypt_register_identity_file).
+        register = getattr(_native, "register_identity", None)
+        if register is None:
+            raise ValueError("this native core cannot register X25519 identities")
+        register(secret._secret_bytes())
     elif secret.source == KeySource.RAW:
         _native.register_key(secret._k)
     else:  # a key derived from a passphrase for one file: the native side needs the passphrase

@@ -1,5 +1,6 @@
-"""The key block (FORMAT.md §4): the file's data key DK, wrapped under the user key K, with the
-key id and key check that let a reader tell a wrong key from tampering.
+"""The version-1 key block (FORMAT.md §4): the file's data key DK, wrapped under the user key K,
+with the key id and key check that let a reader tell a wrong key from tampering. (Version 2
+wraps DK in E₁'s key area instead: keyarea.py; filekeys.py chooses by the version byte.)
 
     offset  size
          0     1  key source (1 key file, 2 passphrase)
@@ -18,11 +19,9 @@ and never touches a segment.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import NoReturn
 
-from bmcrypt.crypto.envelope_header import FORMAT_PREFIX, ID_LEN, KEY_BLOCK_LEN, TAG_LEN, Header
+from bmcrypt.crypto.envelope_header import FORMAT_PREFIX, KEY_BLOCK_LEN, TAG_LEN, Header
 from bmcrypt.crypto.kdf import (
     SALT_LEN,
     KeySource,
@@ -32,19 +31,14 @@ from bmcrypt.crypto.kdf import (
     Secret,
     UserKey,
     default_rng,
-    payload_key,
 )
-from bmcrypt.errors import Corrupt, NoKey, Tampered, UnsupportedVersion, WrongKey
+from bmcrypt.errors import Corrupt, Tampered, UnsupportedVersion, WrongKey
 
 DK_LEN = 32
 WRAP_NONCE_LEN = 12
 
 _PREFIX = struct.Struct("<BBBB16s8s16s")
 assert _PREFIX.size == 44 and 44 + WRAP_NONCE_LEN + DK_LEN + TAG_LEN == KEY_BLOCK_LEN
-
-#: One secret or several (chosen by key id): what a reader is given to open a key block.
-Keyring = Secret | Iterable[Secret]
-
 
 @dataclass(frozen=True)
 class KeyBlock:
@@ -80,52 +74,8 @@ def parse_key_block(raw: bytes) -> KeyBlock:
                     raw[88:104], bytes(raw))
 
 
-class FileKeys:
-    """The secrets of one file: its file_id, the data key DK and the key block wrapping DK.
-
-    Made by `new_file` (writing) or `open_key_block` (reading); hand it to `seal`/`unseal`.
-    """
-
-    __slots__ = ("file_id", "key_block", "_dk")
-
-    def __init__(self, file_id: bytes, key_block: bytes, dk: bytes) -> None:
-        if len(file_id) != ID_LEN or len(key_block) != KEY_BLOCK_LEN or len(dk) != DK_LEN:
-            raise ValueError("file_id, key block or data key has the wrong length")
-        self.file_id = bytes(file_id)
-        self.key_block = bytes(key_block)
-        self._dk = bytes(dk)
-
-    @property
-    def key_id(self) -> bytes:
-        return self.key_block[20:28]
-
-    def payload_key(self, region_salt: bytes) -> bytes:
-        """PK of the envelope with this region salt (§3.2)."""
-        return payload_key(self._dk, region_salt)
-
-    def rewrapped(self, secret: Secret, rng: Rng | None = None) -> FileKeys:
-        """The same file_id and DK under another key: a fresh wrap nonce (and scrypt salt)."""
-        return FileKeys(self.file_id, _wrap(_writer_key(secret, rng), self.file_id, self._dk, rng),
-                        self._dk)
-
-    def __repr__(self) -> str:
-        return f"FileKeys(file_id={self.file_id.hex()}, key_id={self.key_id.hex()})"
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError("FileKeys cannot be pickled (they would carry the data key)")
-
-
-def new_file(secret: Secret, rng: Rng | None = None) -> FileKeys:
-    """Fresh per-file state: a random file_id and DK, wrapped under `secret`."""
-    rng = rng or default_rng
-    file_id, dk = rng(ID_LEN), rng(DK_LEN)
-    return FileKeys(file_id, _wrap(_writer_key(secret, rng), file_id, dk, rng), dk)
-
-
-def open_key_block(header: Header, keyring: Keyring) -> FileKeys:
-    """Recover DK from the key block of `header`, telling a wrong key from tampering (§4.3).
+def open_v1(header: Header, secrets: list[Secret]) -> bytes:
+    """DK from the key block of a version-1 `header`, telling a wrong key from tampering (§4.3).
 
     The key is chosen by key id. No key with the file's id and none whose key check matches:
     WrongKey. A key whose check matches but whose id does not, or the reverse, or a failing
@@ -133,7 +83,7 @@ def open_key_block(header: Header, keyring: Keyring) -> FileKeys:
     K and so reads as a wrong passphrase; nothing can tell those apart.
     """
     block = parse_key_block(header.key_block)
-    candidates = _candidates(block, _secrets(keyring))
+    candidates = _candidates(block, secrets)
     if not candidates:
         raise _source_mismatch(block)
     key = next((k for k in candidates if k.key_id == block.key_id), None)
@@ -149,21 +99,22 @@ def open_key_block(header: Header, keyring: Keyring) -> FileKeys:
                      mac_len=TAG_LEN)
     cipher.update(FORMAT_PREFIX + header.file_id + block.raw[:44])
     try:
-        dk = cipher.decrypt_and_verify(block.wrapped_dk, block.wrap_tag)
+        return cipher.decrypt_and_verify(block.wrapped_dk, block.wrap_tag)
     except ValueError:
         raise Tampered("the key block failed authentication") from None
-    return FileKeys(header.file_id, block.raw, dk)
 
 
-def rewrap(header: Header, old_keyring: Keyring, new_secret: Secret,
-           rng: Rng | None = None) -> bytes:
-    """The key block for rekeying: same DK, opened with the old key, wrapped under the new."""
-    return open_key_block(header, old_keyring).rewrapped(new_secret, rng).key_block
+def wrap_v1(secret: Secret, file_id: bytes, dk: bytes, rng: Rng | None = None) -> bytes:
+    """A version-1 key block wrapping `dk` under `secret` (fresh nonce; fresh salt for a
+    passphrase)."""
+    return _wrap(_writer_key(secret, rng), file_id, dk, rng)
 
 
 def _writer_key(secret: Secret, rng: Rng | None) -> UserKey:
     if isinstance(secret, Passphrase):
         return secret.new_user_key(rng)
+    if not isinstance(secret, UserKey):
+        raise ValueError("version 1 has no X25519 recipients")
     if secret.source != KeySource.RAW:
         # Reusing a derived key would reuse its salt in another key block.
         raise ValueError("pass the Passphrase itself: a new key block needs a fresh salt")
@@ -190,13 +141,6 @@ def _wrap(key: UserKey, file_id: bytes, dk: bytes, rng: Rng | None) -> bytes:
     return prefix + nonce + wrapped + tag
 
 
-def _secrets(keyring: Keyring) -> list[Secret]:
-    secrets = [keyring] if isinstance(keyring, (UserKey, Passphrase)) else list(keyring)
-    if not secrets:
-        raise NoKey("no key given")
-    return secrets
-
-
 def _candidates(block: KeyBlock, secrets: list[Secret]) -> list[UserKey]:
     """The user keys that could have written this block: K of the block's source."""
     keys: list[UserKey] = []
@@ -204,7 +148,8 @@ def _candidates(block: KeyBlock, secrets: list[Secret]) -> list[UserKey]:
         if isinstance(secret, Passphrase):
             if block.scrypt is not None:
                 keys.append(secret.derive(block.scrypt))
-        elif secret.source == block.source and secret.scrypt == block.scrypt:
+        elif isinstance(secret, UserKey) and (secret.source, secret.scrypt) == (block.source,
+                                                                                block.scrypt):
             keys.append(secret)
     return keys
 

@@ -12,9 +12,10 @@ from bmcrypt.bmodel.header import Header
 from bmcrypt.bmodel.memory import memory_info
 from bmcrypt.bmodel.model import BModel
 from bmcrypt.crypto import (
-    HEADER_LEN,
+    MAX_HEADER_LEN,
     Kind,
     parse_header,
+    parse_key_area,
     parse_key_block,
 )
 from bmcrypt.crypto import Header as EnvelopeHeader
@@ -29,6 +30,7 @@ from bmcrypt.inspect.report import (
     LayoutEntry,
 )
 from bmcrypt.protect.opened import Opened, probe
+from bmcrypt.protect.restore import RestoreRecord
 
 # ---------------------------------------------------------------- foreign
 
@@ -90,12 +92,32 @@ def _fb_label(kind: int) -> str:
     return "FlatBuffer + manifest" if kind == Kind.FLATBUFFER else "FlatBuffer"
 
 
-def _bmcrypt_info(e1: EnvelopeHeader, e2: EnvelopeHeader, header_size: int, fb_len: int,
-                  binary_size: int, *, opened: bool) -> dict[str, Any]:
-    block = parse_key_block(e1.key_block)
+def _key_info(e1: EnvelopeHeader, opened_with: bytes | None) -> dict[str, Any]:
+    """Who opens the file, from E₁ (public: key ids and types, never a secret)."""
+    if e1.version == 1:
+        block = parse_key_block(e1.key_block)
+        scrypt = None
+        if block.scrypt is not None:
+            scrypt = {"log2_n": block.scrypt.log2n, "r": block.scrypt.r, "p": block.scrypt.p}
+        source = KEY_SOURCES[block.source]
+        return {"key_source": source, "scrypt": scrypt, "key_id": block.key_id.hex(),
+                "recipients": [{"key_id": block.key_id.hex(), "type": source}],
+                "recipient_slots": None, "licence_required": False, "licence_key": None}
+    area = parse_key_area(e1.key_area)
+    chosen = next((s for s in area.stanzas if s.key_id == opened_with), area.stanzas[0])
     scrypt = None
-    if block.scrypt is not None:
-        scrypt = {"log2_n": block.scrypt.log2n, "r": block.scrypt.r, "p": block.scrypt.p}
+    if chosen.scrypt is not None:
+        scrypt = {"log2_n": chosen.scrypt.log2n, "r": chosen.scrypt.r, "p": chosen.scrypt.p}
+    return {"key_source": chosen.describe, "scrypt": scrypt, "key_id": chosen.key_id.hex(),
+            "recipients": [{"key_id": s.key_id.hex(), "type": s.describe}
+                           for s in area.stanzas],
+            "recipient_slots": area.slots, "licence_required": e1.licence_required,
+            "licence_key": e1.licence_key.hex() if e1.licence_required else None}
+
+
+def _bmcrypt_info(e1: EnvelopeHeader, e2: EnvelopeHeader, header_size: int, fb_len: int,
+                  binary_size: int, *, opened: bool, opened_with: bytes | None = None,
+                  restore: RestoreRecord | None = None) -> dict[str, Any]:
     algorithm = e1.public[5]
     return {
         "state": "bmcrypt",
@@ -103,9 +125,7 @@ def _bmcrypt_info(e1: EnvelopeHeader, e2: EnvelopeHeader, header_size: int, fb_l
         "algorithm": algorithm,
         "algorithm_name": ALGORITHMS.get(algorithm, f"unknown({algorithm})"),
         "segment_size": e1.segment_size,
-        "key_source": KEY_SOURCES[block.source],
-        "scrypt": scrypt,
-        "key_id": block.key_id.hex(),
+        **_key_info(e1, opened_with),
         "file_id": e1.file_id.hex(),
         "header_size": header_size,
         "header_envelope_size": header_size - CLEAR_PREFIX,
@@ -115,6 +135,10 @@ def _bmcrypt_info(e1: EnvelopeHeader, e2: EnvelopeHeader, header_size: int, fb_l
         # writes kind 0 envelopes without one (FORMAT.md §5).
         "clear_digest": e2.kind == Kind.FLATBUFFER,
         "opened": opened,
+        # Version 2, once opened: the plain file that decrypting gives back byte for byte
+        # (FORMAT.md §8.4); None without a key, or for a version-1 file (an equivalent one).
+        "original_sha256": restore.sha256.hex() if restore is not None else None,
+        "original_size": restore.length if restore is not None else None,
     }
 
 
@@ -129,7 +153,7 @@ def opened_report(o: Opened) -> FileReport:
     m = replace(m, device_mem=device, host_mem=host)
     e2 = _envelope_header(o)
     info = _bmcrypt_info(o.envelope, e2, o.header_size, o.flatbuffers_size, o.binary_size,
-                         opened=True)
+                         opened=True, opened_with=o.keys.key_id, restore=o.restore)
     report = plain_report(m, root, encryption=info,
                            layout=_sealed_layout(m, _fb_label(e2.kind)))
     report.notes.append("header and FlatBuffer authenticated with key "
@@ -168,7 +192,7 @@ def _plaintext_sizes(root: dict[str, Any]) -> dict[str, Any]:
 
 
 def _envelope_header(o: Opened) -> EnvelopeHeader:
-    return parse_header(o.mm[o.header_size:o.header_size + HEADER_LEN], whole=False)
+    return parse_header(o.mm[o.header_size:o.header_size + MAX_HEADER_LEN], whole=False)
 
 
 def _sealed_layout(m: BModel, fb_label: str) -> list[LayoutEntry]:

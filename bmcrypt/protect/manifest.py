@@ -1,12 +1,14 @@
-"""The manifest at the end of E₂'s plaintext and the digest of the clear spans (FORMAT.md §5).
+"""The manifest at the end of E₂'s plaintext and the digest of the clear spans (FORMAT.md §5,
+§8.4).
 
     offset  size
          0     4  magic "BMCM"
-         4     4  manifest version (1)
-         8     8  flatbuffer_len = E₂ plaintext_len − 64
+         4     4  manifest version (1, or 2 with a restore record)
+         8     8  flatbuffer_len = E₂ plaintext_len − 64 − restore_len
         16     8  clear_len: the sum of the clear spans' lengths
         24    32  clear_digest = SHA-256(for each span in order: u64 off || u64 len || bytes)
-        56     8  zero
+        56     8  version 1: zero; version 2: restore_len (the restore record, restore.py,
+                  lies between the FlatBuffer and the manifest)
 
 Offsets are relative to the start of the binary region. The span list is known from the
 FlatBuffer before any byte is read, so `ClearDigest` can hash the spans as they stream by.
@@ -24,9 +26,10 @@ from bmcrypt.errors import Corrupt, UnsupportedVersion
 
 MANIFEST_LEN = 64
 MANIFEST_MAGIC = b"BMCM"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # what writers write
+MANIFEST_VERSIONS = (1, 2)
 
-_MANIFEST = struct.Struct("<4sIQQ32s8s")
+_MANIFEST = struct.Struct("<4sIQQ32sQ")
 _SPAN = struct.Struct("<QQ")
 assert _MANIFEST.size == MANIFEST_LEN
 
@@ -38,29 +41,35 @@ class Manifest:
     flatbuffer_len: int
     clear_len: int
     clear_digest: bytes
+    restore_len: int = 0  # version 2: the restore record's length (0: none)
+    version: int = 1
 
     def pack(self) -> bytes:
-        """The 64 bytes that follow the FlatBuffer in E₂'s plaintext."""
+        """The 64 bytes that end E₂'s plaintext (after the FlatBuffer and restore record)."""
         if len(self.clear_digest) != 32:
             raise ValueError("clear_digest is a 32-byte SHA-256")
-        return _MANIFEST.pack(MANIFEST_MAGIC, MANIFEST_VERSION, self.flatbuffer_len,
-                              self.clear_len, self.clear_digest, bytes(8))
+        if self.version not in MANIFEST_VERSIONS or (self.version == 1 and self.restore_len):
+            raise ValueError("a restore record needs manifest version 2")
+        return _MANIFEST.pack(MANIFEST_MAGIC, self.version, self.flatbuffer_len,
+                              self.clear_len, self.clear_digest, self.restore_len)
 
 
 def parse_manifest(plaintext: Buffer) -> Manifest:
-    """The manifest at the end of E₂'s plaintext; the FlatBuffer is `plaintext[:flatbuffer_len]`."""
+    """The manifest at the end of E₂'s plaintext; the FlatBuffer is `plaintext[:flatbuffer_len]`,
+    the restore record the `restore_len` bytes after it."""
     view = byte_view(plaintext)
     if len(view) < MANIFEST_LEN:
         raise Corrupt("the FlatBuffer envelope is too short to hold a manifest")
-    magic, version, flatbuffer_len, clear_len, digest, zero = _MANIFEST.unpack(
+    magic, version, flatbuffer_len, clear_len, digest, restore_len = _MANIFEST.unpack(
         view[len(view) - MANIFEST_LEN:])
     if magic != MANIFEST_MAGIC:
         raise Corrupt("the FlatBuffer envelope has no manifest (bad magic)")
-    if version != MANIFEST_VERSION:
+    if version not in MANIFEST_VERSIONS:
         raise UnsupportedVersion(f"manifest version {version} is not supported")
-    if flatbuffer_len != len(view) - MANIFEST_LEN or any(zero):
+    if (version == 1 and restore_len) or restore_len > len(view) - MANIFEST_LEN or \
+            flatbuffer_len != len(view) - MANIFEST_LEN - restore_len:
         raise Corrupt("the manifest is inconsistent with its envelope")
-    return Manifest(flatbuffer_len, clear_len, digest)
+    return Manifest(flatbuffer_len, clear_len, digest, restore_len, version)
 
 
 def clear_spans(binary_len: int, encrypted: Iterable[Span]) -> list[Span]:

@@ -6,6 +6,7 @@ weights (step 5) and the clear digest (step 6) are streamed by `unseal.py`.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import struct
@@ -18,12 +19,12 @@ from bmcrypt.bmodel import ModelT, decode_flatbuffer, unpack_flatbuffer
 from bmcrypt.bmodel.header import MAGIC_BYTES
 from bmcrypt.bmodel.reader import MAX_FLATBUFFER_SIZE
 from bmcrypt.crypto import (
-    HEADER_LEN,
+    MAX_HEADER_LEN,
     FileKeys,
     Header,
     Keyring,
     Kind,
-    open_key_block,
+    open_file_keys,
     parse_header,
     unseal,
 )
@@ -38,6 +39,7 @@ from bmcrypt.errors import (
 from bmcrypt.files.opening import open_input_file
 from bmcrypt.protect.container import ENVELOPE_MAGIC, MIN_HEADER_SIZE, TAIL_LEN
 from bmcrypt.protect.manifest import Manifest, parse_manifest
+from bmcrypt.protect.restore import RestoreRecord, parse_restore_record
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class Visible:
     """What anyone can see of a bmcrypt file without a key (for `inspect`)."""
 
     header_size: int
-    envelope: Header  # E₁'s public header: version, algorithm, file id, key block
+    envelope: Header  # E₁'s header: version, algorithm, file id, key block or key area
     flatbuffer_envelope: Header | None  # E₂'s, when the file is long enough to hold it
 
 
@@ -64,6 +66,7 @@ class Opened:
     binary_size: int
     flatbuffer: bytes  # the plain FlatBuffer (verified)
     manifest: Manifest | None  # None for files made by `model_tool --encrypt -lib libbmcrypt.so`
+    restore: RestoreRecord | None = None  # version 2: how to rebuild the original exactly
 
     @property
     def binary_offset(self) -> int:
@@ -104,9 +107,20 @@ def probe(mm: mmap.mmap | bytes, path: Path) -> Visible:
         raise Truncated(f"{path}: the file ends inside its header")
     e1 = parse_header(mm[8:header_size])  # checks the envelope's length too
     e2 = None
-    if len(mm) >= header_size + HEADER_LEN:
-        e2 = parse_header(mm[header_size:header_size + HEADER_LEN], whole=False)
+    if len(mm) > header_size:
+        e2_head = mm[header_size:header_size + MAX_HEADER_LEN]
+        with contextlib.suppress(Truncated):  # too short to show its header: said on opening
+            e2 = parse_header(e2_head, whole=False)
     return Visible(header_size, e1, e2)
+
+
+def probe_path(path: Path) -> Visible:
+    """`probe` of the file at `path`: what anyone can see of it, without a key."""
+    p, mm = _map(path)
+    try:
+        return probe(mm, p)
+    finally:
+        _close(mm)
 
 
 @contextmanager
@@ -131,7 +145,7 @@ def _open(p: Path, mm: mmap.mmap, keyring: Keyring) -> Opened:
     e1 = visible.envelope
     if e1.kind not in (Kind.HEADER_TAIL, Kind.GENERIC):
         raise Corrupt(f"{p}: the header envelope has kind {e1.kind}")
-    keys = open_key_block(e1, keyring)  # WrongKey / Tampered
+    keys = open_file_keys(e1, keyring)  # WrongKey / Tampered (and the licence, §8.5)
     header_size = visible.header_size
     tail = _unseal(mm[8:header_size], keys, "header")
     if len(tail) != TAIL_LEN or any(tail[12:]):
@@ -146,12 +160,16 @@ def _open(p: Path, mm: mmap.mmap, keyring: Keyring) -> Opened:
     raw_e2 = mm[header_size:header_size + fb_size]
     e2 = parse_header(raw_e2)
     e2.check_length(fb_size)
-    _same_file(e1, e2, p, "the FlatBuffer")
+    _same_file(keys, e2, p, "the FlatBuffer")
     plain = _unseal(raw_e2, keys, "FlatBuffer")
     manifest = None
+    record = None
     if e2.kind == Kind.FLATBUFFER:
         manifest = parse_manifest(plain)
         fb = bytes(plain[:manifest.flatbuffer_len])
+        if manifest.restore_len:
+            record = parse_restore_record(
+                plain[manifest.flatbuffer_len:manifest.flatbuffer_len + manifest.restore_len])
     elif e2.kind == Kind.GENERIC:
         fb = bytes(plain)
     else:
@@ -160,11 +178,11 @@ def _open(p: Path, mm: mmap.mmap, keyring: Keyring) -> Opened:
         raise Corrupt(f"{p}: the FlatBuffer is over the 1 GiB limit")
     decode_flatbuffer(fb)  # verify before anyone trusts an offset in it
     return Opened(p, mm, len(mm), header_size, e1, keys, bytes(e1.key_block), fb_size, binary_size,
-                  fb, manifest)
+                  fb, manifest, record)
 
 
-def _same_file(first: Header, other: Header, p: Path, what: str) -> None:
-    if other.file_id != first.file_id or other.key_block != first.key_block:
+def _same_file(keys: FileKeys, other: Header, p: Path, what: str) -> None:
+    if not keys.owns(other):
         raise Tampered(f"{p}: {what} belongs to another encrypted file")
 
 

@@ -26,13 +26,14 @@ from typing import BinaryIO
 from bmcrypt.bmodel.header import MAGIC
 from bmcrypt.bmodel.reader import MappedBmodel
 from bmcrypt.bmodel.writer import pack_flatbuffer
-from bmcrypt.crypto import DEFAULT_SEG_LOG2, FileKeys, Kind, envelope_length, seal
-from bmcrypt.crypto.envelope_header import ID_LEN, TAG_LEN, Buffer, pack_public_header
+from bmcrypt.crypto import DEFAULT_SEG_LOG2, FileKeys, Kind, seal
+from bmcrypt.crypto.envelope_header import ID_LEN, TAG_LEN, Buffer
 from bmcrypt.crypto.segment_cipher import Engine, engine_for
 from bmcrypt.errors import Corrupt, InputFileError
 from bmcrypt.protect.container import TAIL_LEN, pack_tail
 from bmcrypt.protect.manifest import MANIFEST_LEN, ClearDigest, Manifest
 from bmcrypt.protect.region_plan import Piece, Plan, coeff_mems, plan_seal
+from bmcrypt.protect.restore import CLEAR, ENVELOPE, ORIGINAL_HEADER_LEN, Extent, RestoreRecord
 from bmcrypt.protect.stream import CHUNK, Job, Progress, Source, Streamer, Writeback, copy_clear
 
 
@@ -48,6 +49,8 @@ class SealReport:
     sealed_bytes: int
     sealed_nets: tuple[str, ...]
     key_id: str
+    original_sha256: str  # of the plain file; decrypting a version-2 file gives it back
+    key_ids: tuple[str, ...] = ()  # every recipient's key id, in key-area order
 
 
 def seal_bmodel(src: MappedBmodel, out: BinaryIO, keys: FileKeys, *,
@@ -68,22 +71,34 @@ def seal_bmodel(src: MappedBmodel, out: BinaryIO, keys: FileKeys, *,
     header = src.raw.header
     # Bytes after the declared binary region are kept (clear, covered by the digest).
     region_size = src.raw.file_size - header.binary_offset
-    plan = plan_seal(model, region_size, nets, lambda n: envelope_length(n, seg_log2))
+    plan = plan_seal(model, region_size, nets,
+                     lambda n: keys.envelope_length(Kind.WEIGHTS, n, seg_log2))
 
     flatbuffer = pack_flatbuffer(model)
-    e2_len = envelope_length(len(flatbuffer) + MANIFEST_LEN, seg_log2)
-    e1_len = envelope_length(TAIL_LEN, seg_log2)
+    # Version 2 keeps what the exact round trip needs (FORMAT.md §8.4): all of it is known now
+    # but the original's SHA-256, which is hashed while the region streams; its length is fixed.
+    record = _restore_record(src, plan, bytes(32)) if keys.version >= 2 else None
+    restore = record.pack() if record is not None else b""
+    e2_len = keys.envelope_length(Kind.FLATBUFFER,
+                                  len(flatbuffer) + len(restore) + MANIFEST_LEN, seg_log2)
+    e1_len = keys.envelope_length(Kind.HEADER_TAIL, TAIL_LEN, seg_log2)
     header_size = 8 + e1_len
     binary_offset = header_size + e2_len
 
     out.seek(binary_offset)
     runs = plan.clear_runs()
     digest = ClearDigest(runs)
-    _write_region(src, plan, out, keys, digest, seg_log2, progress)
+    original = hashlib.sha256()
+    _write_region(src, plan, out, keys, digest, seg_log2, progress, original)
     clear_len, clear_sha = digest.finish()
 
-    manifest = Manifest(len(flatbuffer), clear_len, clear_sha).pack()
-    e2 = seal(keys, Kind.FLATBUFFER, flatbuffer + manifest, seg_log2=seg_log2)
+    if record is not None:
+        record = _restore_record(src, plan, original.digest())
+        restore = record.pack()
+        manifest = Manifest(len(flatbuffer), clear_len, clear_sha, len(restore), 2).pack()
+    else:
+        manifest = Manifest(len(flatbuffer), clear_len, clear_sha).pack()
+    e2 = seal(keys, Kind.FLATBUFFER, flatbuffer + restore + manifest, seg_log2=seg_log2)
     e1 = seal(keys, Kind.HEADER_TAIL, pack_tail(e2_len, plan.size), seg_log2=seg_log2)
     assert len(e1) == e1_len and len(e2) == e2_len
     out.seek(0)
@@ -100,7 +115,27 @@ def seal_bmodel(src: MappedBmodel, out: BinaryIO, keys: FileKeys, *,
         sealed_bytes=sum(p.plain_size for p in sealed),
         sealed_nets=tuple(sorted({n for p in sealed for n in p.nets})),
         key_id=keys.key_id.hex(),
+        original_sha256=original.hexdigest(),
+        key_ids=tuple(keys.area().key_ids) if keys.version >= 2 else (keys.key_id.hex(),),
     )
+
+
+def _restore_record(src: MappedBmodel, plan: Plan, sha256: bytes) -> RestoreRecord:
+    """How to rebuild `src` from the sealed file: its header and FlatBuffer verbatim, and one
+    extent per clear run or envelope of the plan, in the original's order (FORMAT.md §8.4)."""
+    header = src.raw.header
+    if header.header_size != ORIGINAL_HEADER_LEN:
+        raise Corrupt(f"the plain model's header is {header.header_size} bytes, not 64")
+    extents = []
+    for p in sorted((p for p in plan.pieces if p.kind != "zero"), key=lambda p: p.src):
+        if p.kind == "clear" and p.size:
+            extents.append(Extent(p.src, p.size, p.dst, CLEAR))
+        elif p.kind == "seal":
+            extents.append(Extent(p.src, p.src_size, p.dst, ENVELOPE))
+    with src.whole() as whole:
+        head = bytes(whole[:ORIGINAL_HEADER_LEN])
+    return RestoreRecord(sha256, src.raw.file_size, head, bytes(src.raw.flatbuffer),
+                         tuple(extents))
 
 
 # ---------------------------------------------------------------- one envelope, streamed
@@ -111,9 +146,8 @@ class _Envelope:
 
     def __init__(self, engine: Engine, keys: FileKeys, kind: int, plaintext_len: int,
                  seg_log2: int) -> None:
-        self._public = pack_public_header(kind, seg_log2, plaintext_len, keys.file_id,
-                                          os.urandom(ID_LEN))
-        self.head = self._public + keys.key_block
+        self._public = keys.public_header(kind, seg_log2, plaintext_len, os.urandom(ID_LEN))
+        self.head = self._public + keys.key_material(kind)
         self._engine, self._seg_log2 = engine, seg_log2
         self._buf = bytearray(min(plaintext_len, 1 << seg_log2) + TAG_LEN)
 
@@ -123,7 +157,8 @@ class _Envelope:
 
 
 def _write_region(src: MappedBmodel, plan: Plan, out: BinaryIO, keys: FileKeys,
-                  digest: ClearDigest, seg_log2: int, progress: Progress | None) -> None:
+                  digest: ClearDigest, seg_log2: int, progress: Progress | None,
+                  original: hashlib._Hash) -> None:
     """Stream the pieces of the new binary region to `out` (positioned at its start).
 
     One job writes the clear pieces in order (the digest needs them in order), one job per
@@ -145,8 +180,18 @@ def _write_region(src: MappedBmodel, plan: Plan, out: BinaryIO, keys: FileKeys,
     def seal_job(piece: Piece) -> Job:
         return lambda s: _seal_piece(source, base, piece, engine, keys, seg_log2, s)
 
+    def hash_job(s: Streamer) -> None:
+        # The whole original, in order, on its own thread: the restore record's SHA-256.
+        with src.whole() as whole:
+            for at in range(0, len(whole), CHUNK):
+                original.update(whole[at:at + CHUNK])
+                src.drop_pages(at, CHUNK)
+                if s.stopped:
+                    return
+
     try:
-        streamer.run(streamer.jobs(plan.pieces, clear_job, seal_job, biggest_first=True))
+        jobs = streamer.jobs(plan.pieces, clear_job, seal_job, biggest_first=True)
+        streamer.run(jobs + [hash_job] if streamer.parallel else [hash_job] + jobs)
     finally:
         source.close()
 

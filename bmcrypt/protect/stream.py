@@ -122,6 +122,11 @@ class Streamer:
 
     # ------------------------------------------------------------ for the jobs
 
+    @property
+    def stopped(self) -> bool:
+        """Another job failed: a job that reports no progress stops when this is set."""
+        return self._stop.is_set()
+
     def report(self, n: int) -> None:
         """Count n bytes as processed (progress is reported from the calling thread of run)."""
         if self._stop.is_set():
