@@ -27,13 +27,17 @@ _HOME = {
         "AlreadyEncrypted", "BmcryptError", "Corrupt", "FileSafetyError", "ForeignEncrypted",
         "FormatError", "InputFileError", "KeyFileError", "KeyProblem", "Locked", "NoKey",
         "NotABmodel", "NotEncrypted", "NotRegularFile", "StateError", "SymlinkRefused",
-        "Tampered", "Truncated", "UnsupportedVersion", "VendorRuntimeError", "WrongKey"),
+        "Tampered", "Truncated", "UnsupportedVersion", "VendorRuntimeError", "WrongKey",
+        "LicenceError", "NoLicence", "CorruptLicence", "BadLicenceSignature",
+        "LicenceForAnotherFile", "LicenceExpired", "LicenceForAnotherDevice"),
 }
 _WHERE = {name: module for module, names in _HOME.items() for name in names}
 
 __all__ = [
-    "AlreadyEncrypted", "BmcryptError", "Corrupt", "FileSafetyError", "ForeignEncrypted",
-    "FormatError", "InputFileError", "KeyFileError", "KeyProblem", "Locked", "NoKey",
+    "AlreadyEncrypted", "BadLicenceSignature", "BmcryptError", "Corrupt", "CorruptLicence",
+    "FileSafetyError", "ForeignEncrypted", "FormatError", "InputFileError", "KeyFileError",
+    "KeyProblem", "LicenceError", "LicenceExpired", "LicenceForAnotherDevice",
+    "LicenceForAnotherFile", "Locked", "NoKey", "NoLicence",
     "NotABmodel", "NotEncrypted", "NotRegularFile", "Passphrase", "Runtime", "StateError",
     "SymlinkRefused", "Tampered", "Truncated",
     "UnsupportedVersion", "UserKey", "VendorRuntimeError", "WrongKey", "__version__",
