@@ -28,7 +28,9 @@ def error_name(code: int) -> str:
 # ---------------------------------------------------------------- envelopes
 
 class EnvelopeHeader:
-    """The checked 152-byte header of an envelope (FORMAT.md §3); reading it needs no key."""
+    """The checked header of an envelope (FORMAT.md §3, version 2: §8.1); reading it needs no
+    key. Version 1 fields (key_block, key_id) are zero in version 2, version 2 fields (dk_check,
+    policy, licence_key, key_area) are zero or empty in version 1."""
 
     @property
     def kind(self) -> int: ...
@@ -46,6 +48,17 @@ class EnvelopeHeader:
     def key_block(self) -> bytes: ...
     @property
     def key_id(self) -> bytes: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def dk_check(self) -> bytes: ...
+    @property
+    def policy(self) -> int: ...
+    @property
+    def licence_key(self) -> bytes: ...
+    @property
+    def key_area(self) -> bytes:
+        """Version 2 header envelope (kind 1): its key area (FORMAT.md §8.2), checked."""
 
 class FileKeys:
     """What every envelope of one file shares: file_id, the data key DK, the key block."""
@@ -56,7 +69,9 @@ class FileKeys:
         (fresh scrypt salt, log2N=15 r=8 p=1), or else under the first registered key."""
     @staticmethod
     def from_parts(file_id: bytes, key_block: bytes, dk: bytes) -> FileKeys:
-        """FileKeys of an existing file (16-byte file_id, 104-byte key block, 32-byte DK)."""
+        """FileKeys of an existing file (16-byte file_id, 104-byte key block, 32-byte DK). An
+        empty key block means a version 2 file: its envelopes carry DK's dk_check, and the
+        streaming calls take their 104-byte public header."""
     @property
     def file_id(self) -> bytes: ...
     @property
@@ -111,8 +126,15 @@ def register_key(key: Buffer) -> None:
     """Registers a raw 32-byte user key (key source 1)."""
 
 def register_key_file(path: _Path) -> None:
-    """Registers the key of a key file (docs/keys.md); KeyFileError if group or others may
-    access it or it is malformed."""
+    """Registers the key of a key file (docs/keys.md) or an identity file (FORMAT.md §8.3: the
+    file's length and magic say which); KeyFileError if group or others may access it or it is
+    malformed."""
+
+def register_identity(secret: Buffer) -> None:
+    """Registers an X25519 identity (recipient type 3) by its 32-byte secret."""
+
+def register_identity_file(path: _Path) -> None:
+    """Registers an identity file (or a key file), as `register_key_file`."""
 
 def register_passphrase(passphrase: str) -> None:
     """Registers a passphrase (UTF-8); scrypt runs lazily, once per file salt."""

@@ -8,8 +8,8 @@
  *         model_tool --encrypt -model IN -net N1,N2 -lib libbmcrypt.so -o OUT
  *         bmrt_load_bmodel_with_decrypt_lib(p_bmrt, path, "libbmcrypt.so")
  *     work unchanged. Keys then come from the environment: BMCRYPT_KEY_FILE (a key file,
- *     docs/keys.md), or else BMCRYPT_PASSPHRASE, read when a key is needed and nothing was
- *     registered.
+ *     docs/keys.md, or an X25519 identity file), or else BMCRYPT_PASSPHRASE, read when a key is
+ *     needed and nothing was registered.
  *
  *  2. From your own program: register keys, then bmcrypt_load_bmodel() verifies the whole file
  *     (every envelope, every weight's SHA-256, the clear-region digest) before the runtime sees
@@ -68,13 +68,20 @@ enum bmcrypt_status {
 };
 
 /* ---- keys ------------------------------------------------------------------------------------
- * Several keys may be registered; each file names the one it needs by key id. Keys are copied
- * into wiped-on-release memory. */
+ * Several keys may be registered; each file names the one it needs by key id (a version 2 file
+ * lists one key id per recipient, docs/FORMAT.md §8.2). Keys are copied into wiped-on-release
+ * memory. */
 
-/* A raw 32-byte user key (key source 1). */
+/* A raw 32-byte user key (key source 1, recipient type 1). */
 BMCRYPT_API bool bmcrypt_register_key(const uint8_t key[32]);
-/* A key file (docs/keys.md). Refused if group or others may access it. */
+/* A key file (docs/keys.md) or an identity file (an X25519 secret, docs/FORMAT.md §8.3): the
+ * file's length and magic say which. Refused if group or others may access it. */
 BMCRYPT_API bool bmcrypt_register_key_file(const char* path);
+/* An identity file (the X25519 secret of a device, written by `bmcrypt keygen --x25519`); the
+ * same checks as bmcrypt_register_key_file, and like it also accepts a key file. */
+BMCRYPT_API bool bmcrypt_register_identity_file(const char* path);
+/* A raw 32-byte X25519 secret (the identity of recipient type 3). */
+BMCRYPT_API bool bmcrypt_register_identity(const uint8_t secret[32]);
 /* A passphrase (UTF-8, non-empty; key source 2). scrypt runs once per file salt, lazily. */
 BMCRYPT_API bool bmcrypt_register_passphrase(const char* passphrase);
 /* Forgets and wipes every registered key and every cached data key; the next `encrypt` starts a
@@ -113,8 +120,13 @@ BMCRYPT_API int bmcrypt_last_error_code(void);
  * bmcrypt_decrypt takes one envelope (the exact bytes of one encrypted region) and returns its
  * plaintext, after every segment authenticated: for the header envelope exactly the 56-byte
  * header tail (its 44 reserved bytes checked to be zero), for the FlatBuffer envelope the
- * FlatBuffer without the 64-byte manifest, for weights and generic envelopes all of it.
- * *out_len receives the length (0 on failure).
+ * FlatBuffer without the 64-byte manifest (and, in version 2, without the restore record), for
+ * weights and generic envelopes all of it. *out_len receives the length (0 on failure).
+ *
+ * Version 2 files keep their keys in the header envelope only: its data key is kept (per file,
+ * for the 64 files opened last; wiped by bmcrypt_clear_keys) to open the FlatBuffer and weight
+ * envelopes that follow, as the vendor runtime passes them. A FlatBuffer or weight envelope of a
+ * file whose header envelope was not opened first fails with BMCRYPT_E_WRONG_KEY.
  *
  * bmcrypt_encrypt seals `in` as one generic (kind 0) envelope of a process-wide "file": a random
  * file_id and data key created by the first call and wrapped under the first registered key (or

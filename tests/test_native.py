@@ -30,6 +30,7 @@ SANITIZE = "-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-fra
 NATIVE_TESTS = {
     "test_vectors": [VECTORS],
     "test_core": [FIXTURES],
+    "test_format2": [FIXTURES],
     "test_plugin": [FIXTURES],
 }
 
@@ -138,6 +139,26 @@ def test_load_bmodel_into_the_runtime(native_build: Path, vendor_dir: Path, fixt
 
 @pytest.mark.runtime
 @pytest.mark.slow
+@pytest.mark.parametrize("fixture", [MLP, QWEN], ids=lambda p: p.stem)
+def test_format2_for_three_recipients_loads(native_build: Path, vendor_dir: Path, fixture: Path,
+                                            tmp_path: Path) -> None:
+    """A format 2 file for a key, a passphrase and an X25519 identity: bmcrypt_load_bmodel loads
+    it with each of them (and refuses another key); the vendor's own
+    bmrt_load_bmodel_with_decrypt_lib loads it through the plugin with the identity file in
+    BMCRYPT_KEY_FILE (the DK of E1 opens E2 and the weights, region by region)."""
+    lib, plugin = vendor_dir / "lib", native_build / "csrc" / "libbmcrypt.so"
+    program = native_build / "tests" / "native" / "test_runtime"
+    model, identity = tmp_path / "v2.bmodel", tmp_path / "device.identity"
+    out = _run(program, lib, "load2", fixture, model, identity, env={"LD_LIBRARY_PATH": str(lib)})
+    assert out.count("Total 0 errors") == 3 and ", 0 failed" in out
+    assert model.read_bytes()[12] == 2  # E1's format version
+    out = _run(program, lib, "lib", model, plugin,
+               env={"LD_LIBRARY_PATH": str(lib), "BMCRYPT_KEY_FILE": str(identity)})
+    assert "Total 0 errors" in out and ", 0 failed" in out
+
+
+@pytest.mark.runtime
+@pytest.mark.slow
 def test_model_tool_encrypts_with_the_plugin(native_build: Path, vendor_dir: Path,
                                              tmp_path: Path) -> None:
     """model_tool --encrypt -lib libbmcrypt.so; the result verifies and loads through the vendor's
@@ -215,8 +236,12 @@ def test_native_opens_every_vector(native: ModuleType) -> None:
         native.clear_keys()
         if "key" in v:
             native.register_key(bytes.fromhex(v["key"]))
+        elif "identity" in v:
+            native.register_identity(bytes.fromhex(v["identity"]))
         else:
             native.register_passphrase(v["passphrase"])
+        if "header" in v:  # version 2: its E1 first, whose data key then opens the envelope
+            assert len(native.open(bytes.fromhex(v["header"]))) == 56, path.stem
         envelope = bytes.fromhex(v["envelope"])
         if v["expect"] == "success":
             assert native.open(envelope) == bytes.fromhex(v["plaintext"]), path.stem

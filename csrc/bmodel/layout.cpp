@@ -11,7 +11,7 @@ namespace bmcrypt {
 namespace {
 
 constexpr uint8_t kManifestMagic[4] = {'B', 'M', 'C', 'M'};
-constexpr uint32_t kManifestVersion = 1;
+constexpr uint32_t kManifestVersion = 1, kManifestVersion2 = 2;
 
 }  // namespace
 
@@ -43,26 +43,31 @@ Manifest parse_manifest(ByteView plaintext) {
   const uint8_t* p = plaintext.data + plaintext.size - kManifestSize;
   if (std::memcmp(p, kManifestMagic, 4) != 0) throw Error(Errc::corrupt, "bad manifest magic");
   const uint32_t version = load_le32(p + 4);
-  if (version != kManifestVersion)
+  if (version != kManifestVersion && version != kManifestVersion2)
     throw Error(Errc::unsupported_version, "manifest version " + std::to_string(version) +
-                                               " (this bmcrypt reads 1)");
+                                               " (this bmcrypt reads 1 and 2)");
   Manifest m;
+  m.version = version;
   m.flatbuffer_len = load_le64(p + 8);
   m.clear_len = load_le64(p + 16);
   std::memcpy(m.clear_digest.data(), p + 24, m.clear_digest.size());
-  if (m.flatbuffer_len != plaintext.size - kManifestSize)
+  m.restore_len = load_le64(p + 56);
+  if (version == kManifestVersion && m.restore_len != 0)
+    throw Error(Errc::corrupt, "the manifest's reserved bytes are not zero");
+  const uint64_t before = plaintext.size - kManifestSize;
+  if (m.restore_len > before || m.flatbuffer_len != before - m.restore_len)
     throw Error(Errc::corrupt, "the manifest's FlatBuffer length does not match");
-  if (!all_zero(p + 56, 8)) throw Error(Errc::corrupt, "the manifest's reserved bytes are not zero");
   return m;
 }
 
 void write_manifest(const Manifest& m, uint8_t* out) {
   std::memset(out, 0, kManifestSize);
   std::memcpy(out, kManifestMagic, 4);
-  store_le32(out + 4, kManifestVersion);
+  store_le32(out + 4, m.version);
   store_le64(out + 8, m.flatbuffer_len);
   store_le64(out + 16, m.clear_len);
   std::memcpy(out + 24, m.clear_digest.data(), m.clear_digest.size());
+  store_le64(out + 56, m.restore_len);
 }
 
 Manifest clear_region_digest(ByteView binary, const Ranges& encrypted) {

@@ -32,11 +32,15 @@ struct HeaderTail {
 HeaderTail parse_header_tail(const uint8_t* p);
 void write_header_tail(const HeaderTail& tail, uint8_t* out);
 
-//   0 "BMCM" | 4 version=1 (u32) | 8 flatbuffer_len | 16 clear_len | 24 clear_digest (32) | 56 zero
+//   0 "BMCM" | 4 version (u32) | 8 flatbuffer_len | 16 clear_len | 24 clear_digest (32)
+//   56 zero (version 1) or restore_len (version 2, §8.4)
+// E2's plaintext is FlatBuffer || restore record (restore_len bytes) || manifest.
 struct Manifest {
+  uint32_t version = 1;
   uint64_t flatbuffer_len = 0;
   uint64_t clear_len = 0;
   std::array<uint8_t, 32> clear_digest{};
+  uint64_t restore_len = 0;
 };
 // The last 64 bytes of E2's plaintext. Throws corrupt / unsupported_version.
 Manifest parse_manifest(ByteView e2_plaintext);

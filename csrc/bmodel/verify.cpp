@@ -10,6 +10,8 @@
 #include "bmodel_generated.h"
 #include "error.h"
 #include "layout.h"
+#include "recipients.h"
+#include "restore.h"
 #include "walk.h"
 #include "weights.h"
 
@@ -60,6 +62,7 @@ class FileVerifier {
     about("FlatBuffer", [&] { open_flatbuffer(); });
     check_weights();
     about("clear regions", [&] { check_clear_regions(); });
+    about("restore record", [&] { check_restored_original(); });
     return report_;
   }
 
@@ -82,14 +85,19 @@ class FileVerifier {
     if (e1_.plaintext_len != kHeaderTailSize)
       throw Error(Errc::corrupt, "the header envelope does not hold 56 bytes");
     report_.typed = e1_.kind == Kind::header_tail;
-    report_.key_id = e1_.key_block.key_id();
+    if (e1_.version == kFormatVersion2) {
+      report_.key_id = stanzas_in_use(ByteView(e1_.key_area.data(), e1_.key_area.size()))[0].key_id();
+    } else {
+      report_.key_id = e1_.key_block.key_id();
+    }
   }
 
   // §6 step 2: key, unwrap, decrypt E1.
   void open_header_tail() {
-    const SecretBytes dk = ring_.data_key(e1_);
+    // Version 2: the only unwrap (and licence check) of the file; E2 and E3 use this DK.
+    dk_ = ring_.data_key(e1_);
     SecretBytes tail(kHeaderTailSize);
-    open_envelope(e1_, file_.sub(8, header_size_ - 8), dk, tail.data());
+    open_envelope(e1_, file_.sub(8, header_size_ - 8), dk_, tail.data());
     tail_ = parse_header_tail(tail.data());
   }
 
@@ -107,10 +115,14 @@ class FileVerifier {
   // (checked), so that an altered one reads as tampered, as in the Python reader.
   static EnvelopeHeader parse_member(ByteView envelope) { return parse_envelope(envelope, false); }
 
-  // An envelope of this file: the same file_id and key block as E1.
+  // An envelope of this file: the same version, file_id and key block (version 2: dk_check) as
+  // E1. Then E1's DK opens it.
   void same_file(const EnvelopeHeader& h) const {
-    if (h.file_id != e1_.file_id || !(h.key_block == e1_.key_block))
-      throw Error(Errc::tampered, "envelope from another file");
+    if (h.version != e1_.version)
+      throw Error(Errc::corrupt, "the file mixes envelopes of format versions 1 and 2");
+    const bool same_key = h.version == kFormatVersion2 ? h.dk_check == e1_.dk_check
+                                                       : h.key_block == e1_.key_block;
+    if (h.file_id != e1_.file_id || !same_key) throw Error(Errc::tampered, "envelope from another file");
   }
 
   // §6 step 4: E2, its manifest, the FlatBuffer (kind 2 with a manifest, or model_tool's kind 0
@@ -120,28 +132,57 @@ class FileVerifier {
     const EnvelopeHeader h = parse_member(e2);
     same_file(h);
     fb_plain_.New(size_t(h.plaintext_len));
-    open_envelope(h, e2, ring_.data_key(h), fb_plain_.data());
+    open_envelope(h, e2, dk_, fb_plain_.data());
     size_t fb_len = fb_plain_.size();
     if (h.kind == Kind::flatbuffer) {
       manifest_ = parse_manifest(ByteView(fb_plain_.data(), fb_plain_.size()));
-      fb_len -= kManifestSize;
+      fb_len = size_t(manifest_->flatbuffer_len);
     } else if (h.kind != Kind::generic) {
       throw Error(Errc::corrupt, "the FlatBuffer envelope has the wrong kind");
     }
     regions_ = check_flatbuffer(ByteView(fb_plain_.data(), fb_len), binary_.size, model_);
+    if (manifest_ && manifest_->restore_len) {
+      restore_ = parse_restore_record(ByteView(fb_plain_.data() + fb_len, size_t(manifest_->restore_len)));
+      check_restore_extents(*restore_, binary_.size, regions_);
+    }
   }
 
   // §6 step 5: each envelope against its check_code (where they lie was checked with the
   // FlatBuffer, §6.1).
+  // With a restore record (§8.4) the envelopes are read in the original's order, so that the
+  // original's SHA-256 is computed on the way (each envelope is the source of one extent).
   void check_weights() {
     report_.nets = model_->net()->size();
-    for (const SealedRegion& region : regions_) {
-      about("weights of net '" + region.net + "'", [&] { check_region(region); });
-      encrypted_.emplace_back(region.start, region.size);
+    for (const SealedRegion& region : regions_) encrypted_.emplace_back(region.start, region.size);
+    if (!restore_) {
+      for (const SealedRegion& region : regions_)
+        about("weights of net '" + region.net + "'", [&] { check_region(region, nullptr); });
+      return;
     }
+    CryptoPP::SHA256 original;
+    original.Update(restore_->header.data, restore_->header.size);
+    original.Update(restore_->flatbuffer.data, restore_->flatbuffer.size);
+    for (const RestoreExtent& x : restore_->extents) {
+      if (x.source == 0) {
+        original.Update(binary_.data + x.new_off, size_t(x.len));
+        continue;
+      }
+      for (const SealedRegion& region : regions_)
+        if (region.start == x.new_off)
+          about("weights of net '" + region.net + "'", [&] { check_region(region, &original); });
+    }
+    original.Final(restored_digest_.data());
   }
 
-  void check_region(const SealedRegion& region) {
+  // §8.4: the rebuilt original is the one the record names (only a key holder can get here
+  // with a wrong record: every byte of it authenticated).
+  void check_restored_original() {
+    if (!restore_) return;
+    if (!equal_ct(restored_digest_.data(), restore_->sha256.data(), restored_digest_.size()))
+      throw Error(Errc::tampered, "the restored original does not match its SHA-256");
+  }
+
+  void check_region(const SealedRegion& region, CryptoPP::SHA256* original) {
     const ByteView envelope = binary_.sub(size_t(region.start), size_t(region.size));
     const EnvelopeHeader h = parse_member(envelope);
     if (h.kind != Kind::weights && h.kind != Kind::generic)
@@ -150,7 +191,10 @@ class FileVerifier {
     if (h.plaintext_len != region.decrypt_size)
       throw Error(Errc::corrupt, "decrypt_size does not match the envelope");
     CryptoPP::SHA256 sha;
-    stream_envelope(h, envelope, ring_.data_key(h), [&](const uint8_t* p, size_t n) { sha.Update(p, n); });
+    stream_envelope(h, envelope, dk_, [&](const uint8_t* p, size_t n) {
+      sha.Update(p, n);
+      if (original) original->Update(p, n);
+    });
     Digest digest;
     sha.Final(digest.data());
     if (region.check_code.size != digest.size() ||
@@ -176,12 +220,15 @@ class FileVerifier {
   VerifyReport report_;
   uint32_t header_size_ = 0;
   EnvelopeHeader e1_;
+  SecretBytes dk_;
   HeaderTail tail_;
   ByteView binary_;
   SecretBytes fb_plain_;
   std::optional<Manifest> manifest_;
   const bmodel::Model* model_ = nullptr;
   std::vector<SealedRegion> regions_;
+  std::optional<RestoreRecord> restore_;
+  Digest restored_digest_{};
   Ranges encrypted_;
 };
 

@@ -89,7 +89,7 @@ KeyRing& callback_keyring() {
   KeyRing& ring = global_keyring();
   if (ring.empty()) {  // the same order as bmcrypt/keys.py resolve_keys(): the key file first
     if (const char* path = std::getenv("BMCRYPT_KEY_FILE"); path && *path)
-      ring.add_key(read_key_file(path).data());
+      ring.add_key_file(path);  // a key file or an identity file
     else if (const char* pass = std::getenv("BMCRYPT_PASSPHRASE"); pass && *pass)
       ring.add_passphrase(pass);
   }
@@ -107,19 +107,24 @@ uint8_t* callback_decrypt(const uint8_t* in, uint64_t in_len, uint64_t* out_len)
     if (!in || !out_len || in_len == 0) throw Error(Errc::bad_argument, "decrypt: no input");
     const ByteView envelope(in, size_t(in_len));
     const EnvelopeHeader h = parse_envelope(envelope);
-    // What the runtime gets back: the header tail alone, the FlatBuffer without its manifest.
+    // What the runtime gets back: the header tail alone, the FlatBuffer without its restore
+    // record (version 2) and manifest.
     uint64_t keep = h.plaintext_len;
     if (h.kind == Kind::header_tail && h.plaintext_len != kHeaderTailSize)
       throw Error(Errc::corrupt, "the header envelope does not hold 56 bytes");
-    if (h.kind == Kind::flatbuffer) {
-      if (h.plaintext_len < kManifestSize) throw Error(Errc::corrupt, "no manifest after the FlatBuffer");
-      keep -= kManifestSize;
-    }
+    if (h.kind == Kind::flatbuffer && h.plaintext_len < kManifestSize)
+      throw Error(Errc::corrupt, "no manifest after the FlatBuffer");
+    // A version 2 E1 keeps its DK in the ring for the E2 and E3 that follow (and passes the
+    // licence check first when its policy demands one).
     const SecretBytes dk = callback_keyring().data_key(h);
     MallocBuffer out(h.plaintext_len);
     open_envelope(h, envelope, dk, out.get());
     if (h.kind == Kind::header_tail) parse_header_tail(out.get());
-    if (h.kind == Kind::flatbuffer) parse_manifest(ByteView(out.get(), size_t(h.plaintext_len)));
+    if (h.kind == Kind::flatbuffer)
+      keep = parse_manifest(ByteView(out.get(), size_t(h.plaintext_len))).flatbuffer_len;
+    // The restore record and manifest after `keep` are wiped when out is freed: only the
+    // FlatBuffer is released (the runtime frees with free(), which does not wipe).
+    if (keep < h.plaintext_len) wipe(out.get() + keep, size_t(h.plaintext_len - keep));
     *out_len = keep;
     return out.release();
   });

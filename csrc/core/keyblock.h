@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "kdf.h"
 
@@ -69,10 +70,17 @@ KeyBlock wrap_data_key(const UserKey& key, const uint8_t* dk, const FileId& file
 
 // What every envelope of one file shares: file_id, the data key DK, and the key block wrapping
 // DK under the user key.
+// Version 2 files (§8) carry no key block: E1 holds the key area and the policy, every envelope
+// dk_check.
 struct FileKeys {
   FileId file_id{};
-  KeyBlock key_block;
+  KeyBlock key_block;  // version 1
   SecretBytes dk;
+  unsigned version = 1;
+  DkCheck dk_check{};                  // version 2
+  uint32_t policy = 0;                 // version 2, E1 only
+  std::array<uint8_t, 32> licence_key{};
+  std::vector<uint8_t> key_area;       // version 2, E1 only (recipients.h)
 };
 
 // A new file: random file_id and DK, wrapped under key.

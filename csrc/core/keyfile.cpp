@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include <cryptopp/sha.h>
+
 #include "error.h"
 
 namespace bmcrypt {
@@ -17,6 +19,8 @@ namespace {
 constexpr size_t kMaxKeyFileSize = 4096;  // a key file is ~130 bytes
 constexpr std::string_view kMagic = "bmcrypt-key-v1";
 constexpr std::string_view kKeyPrefix = "key: ";
+constexpr std::string_view kIdentityMagic = "BMCRYPT-X25519-1";
+constexpr size_t kIdentityChecksumOff = 48, kIdentityChecksumSize = 24;
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -90,7 +94,25 @@ void require_regular(const std::string& path, mode_t mode) {
 
 }  // namespace
 
-SecretBytes read_key_file(const std::string& path) {
+bool is_identity_file(const uint8_t* bytes, size_t size) {
+  return size == kIdentityFileSize &&
+         std::memcmp(bytes, kIdentityMagic.data(), kIdentityMagic.size()) == 0;
+}
+
+SecretBytes parse_identity(const std::string& where, const uint8_t* bytes, size_t size) {
+  if (!is_identity_file(bytes, size)) refuse(where + " is not a bmcrypt identity file");
+  uint8_t digest[CryptoPP::SHA256::DIGESTSIZE];
+  CryptoPP::SHA256().CalculateDigest(digest, bytes, kIdentityChecksumOff);
+  const bool ok = equal_ct(digest, bytes + kIdentityChecksumOff, kIdentityChecksumSize);
+  wipe(digest, sizeof digest);
+  if (!ok) refuse("identity file " + where + " is damaged (its checksum does not match)");
+  return SecretBytes(bytes + kIdentityMagic.size(), kKeySize);
+}
+
+namespace {
+
+// The bytes of a small private file (a key or identity file), with every check of read_key_file.
+SecretBytes read_private_file(const std::string& path) {
   // A FIFO, socket or device is refused before any open (a FIFO's open waits for a writer, a
   // socket's fails with ENXIO); O_NONBLOCK covers a swap in between, fstat judges what opened.
   struct stat st;
@@ -125,7 +147,27 @@ SecretBytes read_key_file(const std::string& path) {
     got += size_t(n);
   }
   if (got > kMaxKeyFileSize) refuse(path + " is too large to be a key file");
-  return parse_key_text(path, reinterpret_cast<const char*>(text.data()), got);
+  text.resize(got);  // SecByteBlock wipes what it gives up
+  return text;
+}
+
+}  // namespace
+
+KeyMaterial read_key_material(const std::string& path) {
+  const SecretBytes bytes = read_private_file(path);
+  KeyMaterial m;
+  if (is_identity_file(bytes.data(), bytes.size())) {
+    m.type = KeyMaterial::Type::identity;
+    m.secret = parse_identity(path, bytes.data(), bytes.size());
+  } else {
+    m.secret = parse_key_text(path, reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  }
+  return m;
+}
+
+SecretBytes read_key_file(const std::string& path) {
+  const SecretBytes bytes = read_private_file(path);
+  return parse_key_text(path, reinterpret_cast<const char*>(bytes.data()), bytes.size());
 }
 
 }  // namespace bmcrypt

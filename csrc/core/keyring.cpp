@@ -1,9 +1,13 @@
 #include "keyring.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <optional>
 
 #include "error.h"
+#include "keyfile.h"
+#include "recipients.h"
 
 namespace bmcrypt {
 namespace {
@@ -11,6 +15,7 @@ namespace {
 // Bounds on the caches: a process rarely opens more than a few files at once, and a full cache
 // is simply dropped (the next envelope unwraps again).
 constexpr size_t kMaxCachedDataKeys = 64;
+constexpr size_t kMaxOpenedFiles = 64;  // version 2 files whose E1 was opened (LRU)
 constexpr size_t kMaxDerivedPerPassphrase = 16;
 
 std::string hex(const uint8_t* p, size_t n) {
@@ -23,7 +28,34 @@ std::string hex(const uint8_t* p, size_t n) {
   return s;
 }
 
+// The version 2 header envelope this thread opened last: the file it is reading, as far as the
+// callback can tell (the runtime reads one file's regions in order on the loading thread).
+struct LastHeader {
+  uint64_t generation = 0;  // of the ring that opened it (0: none)
+  FileId file_id{};
+};
+thread_local LastHeader t_last_header;
+
+// Generations are unique across rings and clear() calls.
+uint64_t next_generation() {
+  static std::atomic<uint64_t> counter{0};
+  return ++counter;
+}
+
+std::mutex g_licence_mu;
+KeyRing::LicenceCheck& licence_check() {
+  static KeyRing::LicenceCheck* check = new KeyRing::LicenceCheck;  // never destroyed (see below)
+  return *check;
+}
+
 }  // namespace
+
+KeyRing::KeyRing() : generation_(next_generation()) {}
+
+void KeyRing::set_licence_check(LicenceCheck check) {
+  std::lock_guard<std::mutex> lock(g_licence_mu);
+  licence_check() = std::move(check);
+}
 
 void KeyRing::add_key(const uint8_t* k) {
   if (!k) throw Error(Errc::bad_argument, "no key given");
@@ -47,27 +79,55 @@ void KeyRing::add_passphrase(std::string_view passphrase) {
   order_.emplace_back(KeySource::passphrase, passphrases_.size() - 1);
 }
 
+void KeyRing::add_identity(const uint8_t* secret) {
+  if (!secret) throw Error(Errc::bad_argument, "no identity given");
+  Identity id;
+  id.secret.Assign(secret, kKeySize);
+  id.public_key = x25519_public(secret);
+  id.id = x25519_key_id(id.public_key);
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const Identity& i : identities_)
+    if (i.id == id.id && i.public_key == id.public_key) return;  // already registered
+  identities_.push_back(std::move(id));
+}
+
+void KeyRing::add_key_file(const std::string& path) {
+  const KeyMaterial m = read_key_material(path);
+  if (m.type == KeyMaterial::Type::identity)
+    add_identity(m.secret.data());
+  else
+    add_key(m.secret.data());
+}
+
 void KeyRing::clear() {
   std::lock_guard<std::mutex> lock(mu_);
   raw_.clear();  // SecByteBlock wipes on destruction
   passphrases_.clear();
+  identities_.clear();
   order_.clear();
   dk_cache_.clear();
+  file_dks_.clear();
+  generation_ = next_generation();
 }
 
 bool KeyRing::empty() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return order_.empty();
+  return order_.empty() && identities_.empty();
 }
 
-const SecretBytes& KeyRing::derived(Passphrase& pass, const KeyBlock& block) {
+const SecretBytes& KeyRing::derived(Passphrase& pass, const uint8_t* params_and_salt) {
+  // log2N, r, p, salt: bytes 1..20 of a version 1 key block and of a version 2 stanza alike,
+  // bounds already checked by their validation.
   std::array<uint8_t, 3 + kFileIdSize> key;
-  std::memcpy(key.data(), block.data() + 1, key.size());  // log2N, r, p, salt: bytes 1..20
+  std::memcpy(key.data(), params_and_salt, key.size());
   auto it = pass.by_salt.find(key);
   if (it != pass.by_salt.end()) return it->second;
   if (pass.by_salt.size() >= kMaxDerivedPerPassphrase) pass.by_salt.clear();
   std::string_view text(reinterpret_cast<const char*>(pass.utf8.data()), pass.utf8.size());
-  return pass.by_salt.emplace(key, passphrase_key_for(text, block)).first->second;
+  FileId salt;
+  std::memcpy(salt.data(), params_and_salt + 3, salt.size());
+  SecretBytes k = scrypt_key(text, salt, key[0], key[1], key[2]);
+  return pass.by_salt.emplace(key, std::move(k)).first->second;
 }
 
 std::vector<const SecretBytes*> KeyRing::candidates(const KeyBlock& block) {
@@ -75,7 +135,8 @@ std::vector<const SecretBytes*> KeyRing::candidates(const KeyBlock& block) {
   if (block.source() == KeySource::raw) {
     for (const RawKey& r : raw_) keys.push_back(&r.k);
   } else {
-    for (Passphrase& p : passphrases_) keys.push_back(&derived(p, block));
+    validate_key_block(block);
+    for (Passphrase& p : passphrases_) keys.push_back(&derived(p, block.data() + 1));
   }
   // Try the key the block names first; the others only matter for telling errors apart.
   std::stable_partition(keys.begin(), keys.end(),
@@ -84,6 +145,25 @@ std::vector<const SecretBytes*> KeyRing::candidates(const KeyBlock& block) {
 }
 
 SecretBytes KeyRing::data_key(const EnvelopeHeader& h) {
+  if (h.version != kFormatVersion2) return data_key_v1(h);
+  if (h.kind != Kind::header_tail) return file_dk_v2(h);
+  SecretBytes dk = open_key_area(h);
+  if (h.licence_required()) {
+    LicenceCheck check;
+    {
+      std::lock_guard<std::mutex> lock(g_licence_mu);
+      check = licence_check();
+    }
+    if (!check)
+      throw Error(Errc::unsupported_version,
+                  "unsupported: licence required (this build of bmcrypt cannot check licences)");
+    check(h, *this);  // outside mu_: the check may ask the ring
+  }
+  keep_file_dk(h, dk);
+  return dk;
+}
+
+SecretBytes KeyRing::data_key_v1(const EnvelopeHeader& h) {
   DkCacheKey cache_key;
   std::memcpy(cache_key.data(), h.file_id.data(), kFileIdSize);
   std::memcpy(cache_key.data() + kFileIdSize, h.key_block.data(), KeyBlock::kSize);
@@ -119,9 +199,117 @@ SecretBytes KeyRing::data_key(const EnvelopeHeader& h) {
               "wrong key: the file needs key id " + hex(h.key_block.key_id().data(), kKeyIdSize));
 }
 
+SecretBytes KeyRing::open_key_area(const EnvelopeHeader& e1) {
+  const ByteView area(e1.key_area.data(), e1.key_area.size());
+  validate_key_area(area);
+  const std::vector<Stanza> stanzas = stanzas_in_use(area);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (order_.empty() && identities_.empty()) {
+    std::string ids;
+    for (const Stanza& s : stanzas)
+      if (s.type() != StanzaType::passphrase) ids += (ids.empty() ? "" : ", ") + hex(s.key_id().data(), kKeyIdSize);
+    throw Error(Errc::no_key, "no key registered" + (ids.empty() ? std::string() : " (the file opens with key id " + ids + ")"));
+  }
+  // §8.2: every stanza a registered key names (raw keys and identities by key id, passphrases by
+  // the id of the K derived with the stanza's salt) is tried; the first that opens wins. A named
+  // stanza that fails (key check, all-zero X25519 secret, unwrap, dk_check) is tampering, and so
+  // is a stanza whose key id matches none of ours but whose key check matches one of our keys.
+  std::optional<Error> failure;
+  bool id_changed = false;
+  auto attempt = [&](const Stanza& s, const uint8_t* k, bool named) -> std::optional<SecretBytes> {
+    if (!named) {
+      id_changed = id_changed || stanza_key_check_matches(s, k, e1.file_id);
+      return std::nullopt;
+    }
+    try {
+      if (!stanza_key_check_matches(s, k, e1.file_id))
+        throw Error(Errc::tampered, "a recipient stanza was altered (key check does not match its key id)");
+      return unwrap_stanza(s, k, e1.file_id, e1.dk_check);
+    } catch (const Error& e) {
+      if (!failure) failure = e;
+    }
+    return std::nullopt;
+  };
+  std::string listed;
+  bool passphrase_listed = false;
+  for (const Stanza& s : stanzas) {
+    const KeyId id = s.key_id();
+    std::optional<SecretBytes> dk;
+    switch (s.type()) {
+      case StanzaType::key_file:
+        for (const RawKey& r : raw_)
+          if (!dk) dk = attempt(s, r.k.data(), r.id == id);
+        break;
+      case StanzaType::x25519:
+        for (const Identity& i : identities_) {
+          if (dk) break;
+          SecretBytes k;
+          try {
+            k = x25519_stanza_key_for(s, i.secret.data(), i.public_key);
+          } catch (const Error& e) {  // an all-zero secret: tampering if the stanza is ours
+            if (i.id == id && !failure) failure = e;
+            continue;
+          }
+          dk = attempt(s, k.data(), i.id == id);
+        }
+        break;
+      case StanzaType::passphrase:
+        passphrase_listed = true;
+        for (Passphrase& p : passphrases_) {
+          if (dk) break;
+          const SecretBytes& k = derived(p, s.data() + 1);
+          dk = attempt(s, k.data(), key_id(k.data()) == id);
+        }
+        break;
+    }
+    if (dk) return std::move(*dk);
+    if (s.type() != StanzaType::passphrase) listed += (listed.empty() ? "" : ", ") + hex(id.data(), kKeyIdSize);
+  }
+  if (failure) throw *failure;
+  if (id_changed)
+    throw Error(Errc::tampered, "a recipient stanza was altered (its key id was changed: the key check "
+                                "is that of a registered key)");
+  std::string why = "wrong key: no registered key is a recipient of the file";
+  if (!listed.empty()) why += " (it opens with key id " + listed + (passphrase_listed ? " or a passphrase)" : ")");
+  else if (passphrase_listed) why += " (it opens with a passphrase)";
+  throw Error(Errc::wrong_key, why);
+}
+
+void KeyRing::keep_file_dk(const EnvelopeHeader& e1, const SecretBytes& dk) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = file_dks_.begin(); it != file_dks_.end(); ++it)
+    if (it->file_id == e1.file_id) {
+      file_dks_.erase(it);  // SecByteBlock wipes
+      break;
+    }
+  file_dks_.push_front({e1.file_id, e1.dk_check, dk});
+  while (file_dks_.size() > kMaxOpenedFiles) file_dks_.pop_back();
+  t_last_header = {generation_, e1.file_id};
+}
+
+SecretBytes KeyRing::file_dk_v2(const EnvelopeHeader& h) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = file_dks_.begin(); it != file_dks_.end(); ++it) {
+    if (it->file_id != h.file_id) continue;
+    if (!equal_ct(it->dk_check.data(), h.dk_check.data(), h.dk_check.size()))
+      throw Error(Errc::tampered, "the envelope belongs to another file (its dk_check differs from its header's)");
+    file_dks_.splice(file_dks_.begin(), file_dks_, it);
+    return it->dk;
+  }
+  if (t_last_header.generation == generation_ && t_last_header.file_id != h.file_id)
+    throw Error(Errc::tampered, "the envelope belongs to another file than the header envelope "
+                                "opened before it (another file_id)");
+  throw Error(Errc::wrong_key,
+              "no key for this envelope: open the header first (its file's header envelope was not "
+              "opened with a registered key in this process)");
+}
+
 UserKey KeyRing::writer_key() const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (order_.empty()) throw Error(Errc::no_key, "no key registered to encrypt with");
+  if (order_.empty())
+    throw Error(Errc::no_key, identities_.empty()
+                                  ? "no key registered to encrypt with"
+                                  : "no key registered to encrypt with (an identity only decrypts)");
   const auto [source, index] = order_.front();
   if (source == KeySource::raw) return raw_user_key(raw_[index].k.data());
   const SecretBytes& utf8 = passphrases_[index].utf8;

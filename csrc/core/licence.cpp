@@ -6,7 +6,9 @@
 #include <ctime>
 #include <string_view>
 
+#include "envelope.h"
 #include "error.h"
+#include "keyring.h"
 #include "mapped_file.h"
 
 namespace bmcrypt {
@@ -101,6 +103,12 @@ int judge(const Licence& lic, const uint8_t* file_id, const uint8_t* licence_key
 }
 
 }  // namespace
+
+void install_licence_check() {
+  KeyRing::set_licence_check([](const EnvelopeHeader& e1, const KeyRing&) {
+    require_licence(e1.file_id.data(), e1.licence_key.data(), global_licences());
+  });
+}
 
 Licence parse_licence(const std::string& where, ByteView b) {
   if (b.size < kFixedSize + kLicenceSigSize)

@@ -3,11 +3,12 @@
 // expired, and (when it lists serial numbers) for this device.
 //
 // The seam with the envelope reader: once E₁'s key area has given DK (so a wrong key still reads
-// as wrong key) and before any segment of E₁ is decrypted, a reader that sees policy bit 0 calls
+// as wrong key) and before any segment of E₁ is decrypted, the key ring calls its licence hook
+// for an E₁ that sets policy bit 0 (KeyRing::set_licence_check); install_licence_check() sets
 //
 //     require_licence(header.file_id, header.licence_key, global_licences());
 //
-// which returns when one registered licence passes and throws Error with one of the licence_*
+// there (libbmcrypt.so and the Python module do when they load), which returns when one registered licence passes and throws Error with one of the licence_*
 // codes (error.h) otherwise. Nothing here is a secret: licences and serial numbers are public.
 #pragma once
 #include <array>
@@ -76,6 +77,10 @@ class LicenceSet {
 // ':'; BMCRYPT_LICENCE_FILE is read when it is unset). An unusable file there throws
 // Error(licence_corrupt) or Error(io).
 LicenceSet& global_licences();
+
+// Makes the key ring check licences at E₁ (see the top of this file). Without it, a file that
+// demands a licence is refused as unsupported (keyring.h).
+void install_licence_check();
 
 // The reader's call at E₁ (see the top of this file): `licences.require(…, time(nullptr))`.
 void require_licence(const uint8_t file_id[16], const uint8_t licence_key[kLicenceKeySize],

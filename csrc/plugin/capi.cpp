@@ -19,6 +19,10 @@ using namespace bmcrypt;
 
 namespace {
 
+// Files that demand a licence are checked against the registered licences (licence.h), from the
+// moment the library is loaded: the vendor's decrypt_lib path calls `decrypt` with no set-up.
+const bool g_licence_check = (install_licence_check(), true);
+
 void require(bool ok, const char* what) {
   if (!ok) throw Error(Errc::bad_argument, what);
 }
@@ -38,9 +42,22 @@ bool bmcrypt_register_key(const uint8_t key[32]) {
 bool bmcrypt_register_key_file(const char* path) {
   return guarded(false, [&] {
     require(path && *path, "no key file path given");
-    global_keyring().add_key(read_key_file(path).data());
+    global_keyring().add_key_file(path);
     return true;
   });
+}
+
+bool bmcrypt_register_identity(const uint8_t secret[32]) {
+  return guarded(false, [&] {
+    require(secret != nullptr, "no identity given");
+    global_keyring().add_identity(secret);
+    return true;
+  });
+}
+
+bool bmcrypt_register_identity_file(const char* path) {
+  // The same as bmcrypt_register_key_file: the file's length and magic say what it holds.
+  return bmcrypt_register_key_file(path);
 }
 
 bool bmcrypt_register_passphrase(const char* passphrase) {

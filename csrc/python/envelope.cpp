@@ -51,10 +51,16 @@ std::shared_ptr<FileKeys> file_keys_from_parts(const py::bytes& file_id, const p
   auto keys = std::make_shared<FileKeys>();
   keys->file_id = file_id_from(file_id);
   std::string block = key_block, data_key = dk;
-  if (block.size() != KeyBlock::kSize) throw py::value_error("a key block is 104 bytes");
+  if (block.size() != KeyBlock::kSize && !block.empty())
+    throw py::value_error("a key block is 104 bytes (empty for a version 2 file)");
   if (data_key.size() != kKeySize) throw py::value_error("a data key is 32 bytes");
-  keys->key_block = KeyBlock(reinterpret_cast<const uint8_t*>(block.data()));
+  if (block.empty()) {  // version 2: no key block, every envelope carries dk_check
+    keys->version = 2;
+  } else {
+    keys->key_block = KeyBlock(reinterpret_cast<const uint8_t*>(block.data()));
+  }
   keys->dk.Assign(reinterpret_cast<const uint8_t*>(data_key.data()), kKeySize);
+  keys->dk_check = dk_check(keys->dk.data(), keys->file_id);
   wipe(data_key.data(), data_key.size());
   return keys;
 }
@@ -62,7 +68,7 @@ std::shared_ptr<FileKeys> file_keys_from_parts(const py::bytes& file_id, const p
 py::bytes seal(const FileKeys& keys, const py::buffer& data, int kind, unsigned seg_log2) {
   const InBuffer in(data);
   const Kind k = kind_from(kind);
-  return make_bytes(size_t(envelope_size(in.size(), seg_log2)),
+  return make_bytes(size_t(sealed_size(keys, k, in.size(), seg_log2)),
                     [&](uint8_t* out) { seal_envelope(keys, k, in.view(), out, seg_log2); });
 }
 
@@ -71,7 +77,7 @@ size_t seal_into(const FileKeys& keys, const py::buffer& data, const py::buffer&
   const InBuffer in(data);
   const OutBuffer o(out);
   const Kind k = kind_from(kind);
-  const uint64_t n = envelope_size(in.size(), seg_log2);
+  const uint64_t n = sealed_size(keys, k, in.size(), seg_log2);
   if (o.size() < n) throw py::value_error("the output buffer is too small: " + std::to_string(n) + " bytes needed");
   py::gil_scoped_release release;
   seal_envelope(keys, k, in.view(), o.data(), seg_log2);
@@ -88,6 +94,13 @@ size_t segments(const FileKeys& keys, const py::buffer& header, uint64_t first,
   return run(keys, h.view(), first, in.view(), o.data(), o.size());
 }
 
+// Whether an envelope is of the file of keys: its file_id, and its key block (version 1) or
+// dk_check (version 2).
+bool of_file(const EnvelopeHeader& h, const FileKeys& keys) {
+  if (h.file_id != keys.file_id || h.version != keys.version) return false;
+  return h.version == kFormatVersion2 ? h.dk_check == keys.dk_check : h.key_block == keys.key_block;
+}
+
 // Decrypts with dk, or with the key ring when dk is null.
 py::bytes open_with(const py::buffer& envelope, const FileKeys* keys) {
   const InBuffer in(envelope);
@@ -97,8 +110,7 @@ py::bytes open_with(const py::buffer& envelope, const FileKeys* keys) {
     h = parse_envelope(in.view());
   }
   return make_bytes(size_t(h->plaintext_len), [&](uint8_t* out) {
-    if (keys && (h->file_id != keys->file_id || !(h->key_block == keys->key_block)))
-      throw Error(Errc::wrong_key, "the envelope belongs to another file");
+    if (keys && !of_file(*h, *keys)) throw Error(Errc::wrong_key, "the envelope belongs to another file");
     const SecretBytes dk = keys ? keys->dk : global_keyring().data_key(*h);
     open_envelope(*h, in.view(), dk, out);
   });
@@ -113,8 +125,7 @@ size_t open_into(const py::buffer& envelope, const py::buffer& out, const FileKe
   if (o.size() < h.plaintext_len)
     throw Error(Errc::bad_argument, "the output buffer is too small: " +
                                         std::to_string(h.plaintext_len) + " bytes needed");
-  if (keys && (h.file_id != keys->file_id || !(h.key_block == keys->key_block)))
-    throw Error(Errc::wrong_key, "the envelope belongs to another file");
+  if (keys && !of_file(h, *keys)) throw Error(Errc::wrong_key, "the envelope belongs to another file");
   open_envelope(h, in.view(), keys ? keys->dk : global_keyring().data_key(h), o.data());
   return size_t(h.plaintext_len);
 }
@@ -132,7 +143,12 @@ void register_envelope(py::module_& m) {
       .def_property_readonly("file_id", [](const EnvelopeHeader& h) { return to_bytes(h.file_id.data(), kFileIdSize); })
       .def_property_readonly("region_salt", [](const EnvelopeHeader& h) { return to_bytes(h.region_salt.data(), kFileIdSize); })
       .def_property_readonly("key_block", [](const EnvelopeHeader& h) { return to_bytes(h.key_block.data(), KeyBlock::kSize); })
-      .def_property_readonly("key_id", [](const EnvelopeHeader& h) { return to_bytes(h.key_block.key_id().data(), kKeyIdSize); });
+      .def_property_readonly("key_id", [](const EnvelopeHeader& h) { return to_bytes(h.key_block.key_id().data(), kKeyIdSize); })
+      .def_readonly("version", &EnvelopeHeader::version)
+      .def_property_readonly("dk_check", [](const EnvelopeHeader& h) { return to_bytes(h.dk_check.data(), h.dk_check.size()); })
+      .def_readonly("policy", &EnvelopeHeader::policy)
+      .def_property_readonly("licence_key", [](const EnvelopeHeader& h) { return to_bytes(h.licence_key.data(), h.licence_key.size()); })
+      .def_property_readonly("key_area", [](const EnvelopeHeader& h) { return to_bytes(h.key_area.data(), h.key_area.size()); });
 
   py::class_<FileKeys, std::shared_ptr<FileKeys>>(m, "FileKeys",
       "The secrets one file's envelopes share: file_id, data key, key block")
@@ -140,7 +156,8 @@ void register_envelope(py::module_& m) {
                   "A new file: random file_id and data key, wrapped under `key` (32 bytes), a "
                   "`passphrase` (fresh scrypt salt), or else the first registered key")
       .def_static("from_parts", &file_keys_from_parts, py::arg("file_id"), py::arg("key_block"), py::arg("dk"),
-                  "FileKeys from an existing file's file_id, key block and unwrapped data key")
+                  "FileKeys from an existing file's file_id, key block and unwrapped data key (an "
+                  "empty key block: a version 2 file, whose envelopes carry the data key's dk_check)")
       .def_property_readonly("file_id", [](const FileKeys& k) { return to_bytes(k.file_id.data(), kFileIdSize); })
       .def_property_readonly("key_block", [](const FileKeys& k) { return to_bytes(k.key_block.data(), KeyBlock::kSize); })
       .def_property_readonly("key_id", [](const FileKeys& k) { return to_bytes(k.key_block.key_id().data(), kKeyIdSize); })
@@ -154,7 +171,8 @@ void register_envelope(py::module_& m) {
            [](const FileKeys& k, const py::buffer& h, uint64_t first, const py::buffer& d, const py::buffer& o) {
              return segments(k, h, first, d, o, seal_segments);
            }, py::arg("public_header"), py::arg("first"), py::arg("data"), py::arg("out"),
-           "Seals a run of segments of the envelope with this 48-byte public header into `out`; "
+           "Seals a run of segments of the envelope with this public header (48 bytes, version 2: "
+           "104) into `out`; "
            "returns the bytes written")
       .def("open_segments",
            [](const FileKeys& k, const py::buffer& h, uint64_t first, const py::buffer& r, const py::buffer& o) {

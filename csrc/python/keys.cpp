@@ -18,8 +18,18 @@ void register_keys(py::module_& m) {
   m.def("register_key_file", [](const py::object& path) {
         const std::string p = fs_path(path);
         py::gil_scoped_release release;
-        global_keyring().add_key(read_key_file(p).data());
-      }, py::arg("path"), "Registers the key of a key file (refused if group/other may access it)");
+        global_keyring().add_key_file(p);
+      }, py::arg("path"), "Registers the key of a key file or an identity file (refused if group/other may access it)");
+  m.def("register_identity", [](const py::buffer& secret) {
+        const InBuffer k(secret);
+        if (k.size() != kKeySize) throw py::value_error("an X25519 identity is 32 bytes");
+        global_keyring().add_identity(k.data());
+      }, py::arg("secret"), "Registers an X25519 identity (recipient type 3) by its 32-byte secret");
+  m.def("register_identity_file", [](const py::object& path) {
+        const std::string p = fs_path(path);
+        py::gil_scoped_release release;
+        global_keyring().add_key_file(p);
+      }, py::arg("path"), "Registers an identity file (or a key file: the file says which)");
   m.def("register_passphrase", [](std::string passphrase) {
         if (passphrase.empty()) throw py::value_error("the passphrase is empty");
         global_keyring().add_passphrase(passphrase);

@@ -8,6 +8,7 @@
 namespace bmcrypt::python {
 
 void register_licences(py::module_& m) {
+  install_licence_check();  // the key ring checks licences at E1 (licence.h)
   m.def("register_licence", [](const py::buffer& licence, const std::string& source) {
         const InBuffer b(licence);
         global_licences().add(parse_licence(source, b.view()));

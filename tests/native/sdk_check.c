@@ -68,6 +68,7 @@ int main(int argc, char** argv) {
   bmcrypt_clear_keys();
   expect("no key", bmcrypt_verify_file(in_dir("good.bmodel")), BMCRYPT_E_NO_KEY);
   expect("null path", bmcrypt_verify_file(NULL), BMCRYPT_E_BAD_ARGUMENT);
+  expect("null identity", bmcrypt_register_identity_file(NULL), BMCRYPT_E_BAD_ARGUMENT);
 
   /* The whole file verifies, then the vendor runtime is looked for: there is none here. */
   bmcrypt_register_key_file(in_dir("model.key"));

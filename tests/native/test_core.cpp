@@ -200,7 +200,7 @@ void test_callback_kinds() {
   fb[1000] = 'X';  // manifest magic
   CHECK(!call(seal(keys, Kind::flatbuffer, fb), &n) && last_error_code() == Errc::corrupt);
   fb[1000] = 'B';
-  fb[1004] = 2;  // manifest version
+  fb[1004] = 3;  // manifest version
   CHECK(!call(seal(keys, Kind::flatbuffer, fb), &n) && last_error_code() == Errc::unsupported_version);
   CHECK(!call(seal(keys, Kind::flatbuffer, std::vector<uint8_t>(63)), &n) && last_error_code() == Errc::corrupt);
 

@@ -66,6 +66,10 @@ void test_bad_arguments() {
   CHECK(!bmcrypt_register_key(nullptr) && bmcrypt_last_error_code() == BMCRYPT_E_BAD_ARGUMENT);
   CHECK(!bmcrypt_register_key_file(nullptr) && !bmcrypt_register_key_file(""));
   CHECK(!bmcrypt_register_passphrase(nullptr) && !bmcrypt_register_passphrase(""));
+  CHECK(!bmcrypt_register_identity(nullptr) && bmcrypt_last_error_code() == BMCRYPT_E_BAD_ARGUMENT);
+  CHECK(!bmcrypt_register_identity_file(nullptr) && bmcrypt_last_error_code() == BMCRYPT_E_BAD_ARGUMENT);
+  CHECK(!bmcrypt_register_identity_file("/nonexistent/device.identity") &&
+        bmcrypt_last_error_code() == BMCRYPT_E_KEY_FILE);
   CHECK(!bmcrypt_verify_file(nullptr) && bmcrypt_last_error_code() == BMCRYPT_E_BAD_ARGUMENT);
   CHECK(!bmcrypt_load_bmodel(nullptr, "x") && bmcrypt_last_error_code() == BMCRYPT_E_BAD_ARGUMENT);
   CHECK(!bmcrypt_load_bmodel(reinterpret_cast<void*>(16), nullptr));

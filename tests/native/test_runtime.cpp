@@ -5,13 +5,20 @@
 //                                              refused before the runtime sees them
 //   test_runtime LIBDIR lib FILE LIBBMCRYPT    the vendor's own bmrt_load_bmodel_with_decrypt_lib
 //                                              with the plugin (keys from BMCRYPT_KEY_FILE)
+//   test_runtime LIBDIR load2 FIXTURE OUT ID   a format 2 file for three recipients (a key, a
+//                                              passphrase, an X25519 identity) loads with each
+//                                              through bmcrypt_load_bmodel; written to OUT with
+//                                              the identity file ID, for `lib` to load next
 //
 // After each successful load it calls bmrt_trace, which re-reads every coeff from device memory
 // and prints "Total 0 errors" when all match their check_code: the caller checks that line.
 // libbmrt.so is opened RTLD_LOCAL, as Python's ctypes does, so that bmcrypt_load_bmodel has to
 // find it among the loaded objects.
 #include <dlfcn.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cryptopp/sha.h>
 
 #include <cstdio>
 #include <cstring>
@@ -21,6 +28,7 @@
 #include "bmodel_encoder.h"
 #include "check.h"
 #include "keyblock.h"
+#include "recipients.h"
 
 namespace {
 
@@ -86,6 +94,47 @@ void load_mode(Runtime& rt, const std::string& fixture) {
   unlink(bad.c_str());
 }
 
+// An identity file (FORMAT.md §8.3) of secret, mode 0600.
+void write_identity(const std::string& path, const uint8_t* secret) {
+  std::vector<uint8_t> f(72, 0);
+  std::memcpy(f.data(), "BMCRYPT-X25519-1", 16);
+  std::memcpy(f.data() + 16, secret, 32);
+  uint8_t digest[32];
+  CryptoPP::SHA256().CalculateDigest(digest, f.data(), 48);
+  std::memcpy(f.data() + 48, digest, 24);
+  check::write_file(path, f);
+  chmod(path.c_str(), 0600);
+}
+
+void load2_mode(const std::string& libdir, const std::string& fixture, const std::string& out,
+                const std::string& identity) {
+  using namespace bmcrypt;
+  const uint8_t device[32] = {42, 1, 2, 3};
+  const std::vector<uint8_t> plain = check::read_file(fixture);
+  const FileKeys keys = new_file_keys_v2({key_file_recipient(kKey), passphrase_recipient(new_passphrase_key("fleet")),
+                                          x25519_recipient(x25519_public(device))});
+  const std::vector<uint8_t> file = testing::encrypt_bmodel(plain, keys);
+  check::write_file(out, file);
+  write_identity(identity, device);
+
+  for (int who = 0; who < 3; ++who) {
+    Runtime rt(libdir);
+    bmcrypt_clear_keys();
+    CHECK(bmcrypt_register_key(kOtherKey));
+    CHECK(!bmcrypt_load_bmodel(rt.bmrt, out.c_str()) && bmcrypt_last_error_code() == BMCRYPT_E_WRONG_KEY);
+    if (who == 0) CHECK(bmcrypt_register_key(kKey));
+    if (who == 1) CHECK(bmcrypt_register_passphrase("fleet"));
+    if (who == 2) CHECK(bmcrypt_register_identity_file(identity.c_str()));
+    const bool loaded = bmcrypt_load_bmodel(rt.bmrt, out.c_str());
+    CHECK_MSG(loaded, bmcrypt_last_error());
+    CHECK(rt.network_number(rt.bmrt) > 0);
+    std::fflush(stdout);
+    if (loaded) rt.trace(rt.bmrt);
+    std::fflush(stdout);
+  }
+  bmcrypt_clear_keys();
+}
+
 void lib_mode(Runtime& rt, const std::string& file, const std::string& plugin) {
   CHECK(bmcrypt_verify_file(file.c_str()));
   const bool loaded = rt.load_with_decrypt_lib(rt.bmrt, file.c_str(), plugin.c_str());
@@ -100,9 +149,13 @@ void lib_mode(Runtime& rt, const std::string& file, const std::string& plugin) {
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 2 ? argv[2] : "";
-  if (!((mode == "load" && argc == 4) || (mode == "lib" && argc == 5))) {
-    std::fprintf(stderr, "usage: %s LIBDIR load FIXTURE | LIBDIR lib FILE LIBBMCRYPT\n", argv[0]);
+  if (!((mode == "load" && argc == 4) || (mode == "lib" && argc == 5) || (mode == "load2" && argc == 6))) {
+    std::fprintf(stderr, "usage: %s LIBDIR load FIXTURE | LIBDIR lib FILE LIBBMCRYPT | LIBDIR load2 FIXTURE OUT ID\n", argv[0]);
     return 2;
+  }
+  if (mode == "load2") {
+    load2_mode(argv[1], argv[3], argv[4], argv[5]);
+    return check::summary("test_runtime");
   }
   {
     Runtime rt(argv[1]);
