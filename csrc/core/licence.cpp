@@ -93,8 +93,8 @@ int judge(const Licence& lic, const uint8_t* file_id, const uint8_t* licence_key
       *why = Error(Errc::licence_other_device,
                    name + " is for the devices " + serial_list(lic) +
                        (sn ? ", not for this one (" + *sn + ")"
-                           : ", and this device's serial number is unknown (the simulator has "
-                             "none; through the vendor's decrypt_lib path call "
+                           : ", and no device serial number is known here (the simulator has "
+                             "none; a program loading through the vendor's decrypt_lib calls "
                              "bmcrypt_set_device_sn first)"));
       return 4;
     }
