@@ -2,9 +2,11 @@
 
 The recipes (docs/python.md), imported on first use so that ``import bmcrypt`` stays cheap:
 
-- keys: ``generate_key_file``, ``load_key_file``, ``Passphrase``, ``UserKey``
+- keys: ``generate_key_file``, ``load_key_file``, ``Passphrase``, ``UserKey``; X25519:
+  ``generate_identity_file``, ``Identity``, ``Recipient`` (``Recipient.parse("bmcrypt1…")``)
 - whole files: ``encrypt_model``, ``decrypt_model``, ``verify_model``, ``rekey_model``,
-  ``restore_model``, ``inspect_model``
+  ``restore_model``, ``inspect_model``; recipients: ``list_model_recipients``,
+  ``change_model_recipients``, ``rotate_data_key``
 - the runtime: ``Runtime`` (libbmrt through ctypes), ``load_model`` (plain or encrypted, the
   plaintext only in memory), ``prepare``
 - errors: ``BmcryptError`` and every subclass of ``bmcrypt.errors``, each with its exit code
@@ -16,10 +18,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _HOME = {
-    "bmcrypt.keys": ("generate_key_file", "load_key_file"),
-    "bmcrypt.crypto": ("Passphrase", "UserKey"),
-    "bmcrypt.workflow": ("decrypt_model", "encrypt_model", "rekey_model", "restore_model",
-                         "verify_model"),
+    "bmcrypt.keys": ("generate_identity_file", "generate_key_file", "load_key_file"),
+    "bmcrypt.crypto": ("Identity", "Passphrase", "Recipient", "UserKey"),
+    "bmcrypt.workflow": ("change_model_recipients", "decrypt_model", "encrypt_model",
+                         "list_model_recipients", "rekey_model", "restore_model",
+                         "rotate_data_key", "verify_model"),
     "bmcrypt.api": ("inspect_model",),
     "bmcrypt.loader": ("load_model", "prepare"),
     "bmcrypt.runtime": ("Runtime",),
@@ -35,14 +38,15 @@ _WHERE = {name: module for module, names in _HOME.items() for name in names}
 
 __all__ = [
     "AlreadyEncrypted", "BadLicenceSignature", "BmcryptError", "Corrupt", "CorruptLicence",
-    "FileSafetyError", "ForeignEncrypted", "FormatError", "InputFileError", "KeyFileError",
-    "KeyProblem", "LicenceError", "LicenceExpired", "LicenceForAnotherDevice",
-    "LicenceForAnotherFile", "Locked", "NoKey", "NoLicence",
-    "NotABmodel", "NotEncrypted", "NotRegularFile", "Passphrase", "Runtime", "StateError",
-    "SymlinkRefused", "Tampered", "Truncated",
+    "FileSafetyError", "ForeignEncrypted", "FormatError", "Identity", "InputFileError",
+    "KeyFileError", "KeyProblem", "LicenceError", "LicenceExpired", "LicenceForAnotherDevice",
+    "LicenceForAnotherFile", "Locked", "NoKey", "NoLicence", "NotABmodel", "NotEncrypted",
+    "NotRegularFile", "Passphrase", "Recipient", "Runtime", "StateError", "SymlinkRefused",
+    "Tampered", "Truncated",
     "UnsupportedVersion", "UserKey", "VendorRuntimeError", "WrongKey", "__version__",
-    "decrypt_model", "encrypt_model", "generate_key_file", "inspect_model", "load_key_file",
-    "load_model", "prepare", "rekey_model", "restore_model", "verify_model",
+    "change_model_recipients", "decrypt_model", "encrypt_model", "generate_identity_file",
+    "generate_key_file", "inspect_model", "list_model_recipients", "load_key_file",
+    "load_model", "prepare", "rekey_model", "restore_model", "rotate_data_key", "verify_model",
 ]
 
 
@@ -73,7 +77,7 @@ def _version() -> str:
 
 if TYPE_CHECKING:
     from bmcrypt.api import inspect_model
-    from bmcrypt.crypto import Passphrase, UserKey
+    from bmcrypt.crypto import Identity, Passphrase, Recipient, UserKey
     from bmcrypt.errors import (
         AlreadyEncrypted,
         BmcryptError,
@@ -97,14 +101,17 @@ if TYPE_CHECKING:
         VendorRuntimeError,
         WrongKey,
     )
-    from bmcrypt.keys import generate_key_file, load_key_file
+    from bmcrypt.keys import generate_identity_file, generate_key_file, load_key_file
     from bmcrypt.loader import load_model, prepare
     from bmcrypt.runtime import Runtime
     from bmcrypt.workflow import (
+        change_model_recipients,
         decrypt_model,
         encrypt_model,
+        list_model_recipients,
         rekey_model,
         restore_model,
+        rotate_data_key,
         verify_model,
     )
     __version__: str

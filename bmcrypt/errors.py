@@ -6,7 +6,7 @@ and never contain key material; ``hint`` says what to do next.
 
     exit 1  BmcryptError (anything else we raise on purpose), and every OS error we did not
             foresee (disk full, I/O error, …): "bmcrypt: error: <the OS's reason> (<path>)"
-    exit 2  UsageError:    UnknownNet (and Typer's own usage errors)
+    exit 2  UsageError:    UnknownNet, SlotsFull (and Typer's own usage errors)
     exit 3  FormatError:   NotABmodel, Truncated, Corrupt, UnsupportedVersion
     exit 4  WrongKey
     exit 5  Tampered
@@ -53,6 +53,10 @@ class UsageError(BmcryptError):
 
 class UnknownNet(UsageError):
     """`--nets` names a net the model does not have."""
+
+
+class SlotsFull(UsageError):
+    """A recipient is added to a key area with no free slot (FORMAT.md §8.2)."""
 
 
 # ---------------------------------------------------------------- the file is not what we need

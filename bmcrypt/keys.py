@@ -27,7 +27,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bmcrypt.crypto.kdf import KEY_LEN, Passphrase, Rng, Secret, UserKey
+from bmcrypt.crypto.kdf import KEY_LEN, Passphrase, Rng, UserKey
+from bmcrypt.crypto.secret import Secret
 from bmcrypt.crypto.x25519 import Identity
 from bmcrypt.errors import KeyFileError, KeyProblem, NoKey
 from bmcrypt.files.paths import fsync_dir

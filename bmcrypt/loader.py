@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 from bmcrypt.crypto import Keyring, Secret, wipe
-from bmcrypt.crypto.kdf import register_with_native
+from bmcrypt.crypto.secret import register_with_native
 from bmcrypt.licence.check import DeviceSn, licences_of
 from bmcrypt.protect.container import FileState, require_openable
 from bmcrypt.protect.opened import open_encrypted

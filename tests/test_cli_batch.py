@@ -46,7 +46,7 @@ def test_encrypt_a_directory_with_a_truncated_model_in_the_middle(tmp_path: Path
                                                                  jobs: str):
     paths = fleet(tmp_path, bad=MLP.read_bytes()[:5000])
     before = sha(paths[1])
-    result = bmcrypt("encrypt", "-r", tmp_path / "models", "-k", key, "--jobs", jobs)
+    result = bmcrypt("encrypt", "--recursive", tmp_path / "models", "-k", key, "--jobs", jobs)
     assert result.returncode == FORMAT, result.stderr
     assert "Traceback" not in result.stderr
     # The others are done, the bad one is untouched.
@@ -93,7 +93,7 @@ def test_verify_and_rekey_a_tree_in_parallel(tmp_path: Path, key: Path):
     paths = fleet(tmp_path)
     new = tmp_path / "new"
     assert bmcrypt("keygen", "-o", new).returncode == 0
-    assert bmcrypt("encrypt", "-r", tmp_path / "models", "-k", key, "-j", "2").returncode == 0
+    assert bmcrypt("encrypt", "--recursive", tmp_path / "models", "-k", key, "-j", "2").returncode == 0
     verified = bmcrypt("verify", "-r", tmp_path / "models", "-k", key, "-j", "2")
     assert verified.returncode == 0, verified.stderr
     assert sum(": OK — " in line for line in verified.stdout.splitlines()) == 3
@@ -153,7 +153,7 @@ def test_one_progress_bar_covers_the_batch_on_a_terminal(tmp_path: Path, key: Pa
     import sys
 
     fleet(tmp_path)
-    assert bmcrypt("encrypt", "-r", tmp_path / "models", "-k", key, "-q").returncode == 0
+    assert bmcrypt("encrypt", "--recursive", tmp_path / "models", "-k", key, "-q").returncode == 0
     leader, follower = pty.openpty()
     try:
         run = subprocess.run([sys.executable, "-P", "-m", "bmcrypt.cli.main", "verify", "-r",

@@ -54,7 +54,7 @@ def test_short_help_and_version():
     assert version.returncode == 0
     assert version.stdout == bmcrypt("--version").stdout
     assert f"Crypto++ {_native.cryptopp_version()}" in version.stdout
-    assert "file format 1" in version.stdout
+    assert "file format 2" in version.stdout
 
 
 @pytest.mark.parametrize("args", [["--version"], ["--help"], ["verify", "--help"]])
@@ -150,8 +150,13 @@ def test_repeated_key_builds_a_key_ring(tmp_path: Path, key: Path, other_key: Pa
     inspected = json_document(bmcrypt("inspect", a, b, "-k", key, "-k", other_key, "--json"),
                               "inspect")
     assert all(f["encryption"]["opened"] for f in inspected["files"])
-    assert_clean_error(bmcrypt("encrypt", tmp_path / "c.bmodel", "-k", key, "-k", other_key),
-                       USAGE, "one key")
+    # encrypt: repeated -k are recipients (FORMAT.md §8.2): each key opens the file alone
+    c = tmp_path / "c.bmodel"
+    c.write_bytes(MLP.read_bytes())
+    assert bmcrypt("encrypt", c, "-k", key, "-k", other_key).returncode == 0
+    assert bmcrypt("verify", c, "-k", key).returncode == 0
+    assert bmcrypt("verify", c, "-k", other_key).returncode == 0
+    assert_clean_error(bmcrypt("encrypt", b, "-k", key, "-k", key), USAGE, "twice")
 
 
 # ---------------------------------------------------------------- - for stdout and stdin

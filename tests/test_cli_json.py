@@ -101,8 +101,12 @@ CASES: list[tuple[str, str, int, str, Case]] = [
     ("usage missing argument", "encrypt", 2, "usage", lambda t, m, k, o: ["encrypt", "-k", k]),
     ("unknown net", "encrypt", 2, "unknown_net",
      lambda t, m, k, o: ["encrypt", m, "-k", k, "--nets", "nope"]),
-    ("several keys to encrypt", "encrypt", 2, "usage",
-     lambda t, m, k, o: ["encrypt", m, "-k", k, "-k", o]),
+    ("the same key twice to encrypt", "encrypt", 2, "usage",
+     lambda t, m, k, o: ["encrypt", m, "-k", k, "-k", k]),
+    ("a mistyped recipient", "encrypt", 2, "usage",
+     lambda t, m, k, o: ["encrypt", m, "-r", "bmcrypt1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq"]),
+    ("a full key area", "rekey", 2, "slots_full",
+     lambda t, m, k, o: _full_area(t, m, k, o)),
     ("not a bmodel", "inspect", 3, "not_a_bmodel",
      lambda t, m, k, o: ["inspect", _text(t)]),
     ("truncated", "verify", 3, "truncated",
@@ -144,6 +148,12 @@ def _enc(model: Path, key: Path) -> Path:
 def _cut(path: Path) -> Path:
     path.write_bytes(path.read_bytes()[:-10])
     return path
+
+
+def _full_area(tmp: Path, model: Path, key: Path, other: Path) -> list[str | Path]:
+    """A model whose one key slot is taken, and a request to add a second recipient."""
+    assert bmcrypt("encrypt", model, "-k", key, "--recipient-slots", "1").returncode == 0
+    return ["rekey", model, "-k", key, "--add-recipient", other]
 
 
 @pytest.mark.parametrize("name, command, code, kind_, case", CASES, ids=[c[0] for c in CASES])

@@ -78,7 +78,8 @@ def test_generate_into_a_missing_directory(tmp_path: Path) -> None:
 
 def test_a_generated_key_encrypts_and_decrypts(tmp_path: Path) -> None:
     written = generate_key_file(tmp_path / "k.key")
-    envelope = seal(new_file(written), Kind.WEIGHTS, b"weights")
+    # The header envelope: in version 2 it carries the key area (FORMAT.md §8.2).
+    envelope = seal(new_file(written), Kind.HEADER_TAIL, b"weights")
     assert unseal(envelope, load_key_file(tmp_path / "k.key")) == b"weights"
 
 
@@ -194,7 +195,7 @@ def test_resolve_order(tmp_path: Path) -> None:
 
 def test_resolve_passphrases_are_the_ones_given() -> None:
     keys = new_file(Passphrase("s3cret", log2n=10))
-    envelope = seal(keys, Kind.GENERIC, b"x")
+    envelope = seal(keys, Kind.HEADER_TAIL, b"x")
     for secret in [
         resolve_keys(None, "s3cret", env={}, prompt=no_prompt),
         resolve_keys(None, True, env={"BMCRYPT_PASSPHRASE": "s3cret"}, prompt=no_prompt),

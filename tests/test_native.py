@@ -280,13 +280,41 @@ def test_native_opens_what_python_seals(native: ModuleType) -> None:
 
     k = os.urandom(32)
     data = os.urandom(3 * (1 << 20) + 5)
-    envelope = seal(new_file(UserKey(k)), Kind.WEIGHTS, data)
+    envelope = seal(new_file(UserKey(k), version=1), Kind.WEIGHTS, data)
     native.register_key(k)
     assert native.open(envelope) == data
     native.clear_keys()
     native.register_passphrase("pässwörd 🔑")
-    envelope = seal(new_file(Passphrase("pässwörd 🔑", log2n=10)), Kind.GENERIC, data[:100])
+    envelope = seal(new_file(Passphrase("pässwörd 🔑", log2n=10), version=1), Kind.GENERIC,
+                    data[:100])
     assert native.open(envelope) == data[:100]
+
+
+def test_native_opens_python_format2_with_each_recipient(native: ModuleType) -> None:
+    """Version 2 from pycryptodome, opened by Crypto++ the way the runtime's callback sees it:
+    E1 with any one recipient's secret, then E3 with the data key kept for the file."""
+    from bmcrypt import errors
+    from bmcrypt.crypto import Identity, Kind, Passphrase, UserKey, new_file, seal
+    from bmcrypt.protect.container import pack_tail
+
+    k, device = os.urandom(32), Identity.generate()
+    keys = new_file([UserKey(k), Passphrase("fleet", log2n=10), device.recipient], slots=4)
+    e1 = seal(keys, Kind.HEADER_TAIL, pack_tail(1234, 5678))
+    data = os.urandom(2 * (1 << 20) + 7)
+    e3 = seal(keys, Kind.WEIGHTS, data)
+    for register in (lambda: native.register_key(k), lambda: native.register_passphrase("fleet"),
+                     lambda: native.register_identity(device._secret_bytes())):
+        native.clear_keys()
+        register()
+        with pytest.raises(errors.WrongKey, match="open the header first"):
+            native.open(e3)
+        assert native.open(e1) == pack_tail(1234, 5678)
+        assert native.open(e3) == data
+        assert native.parse_header(e1).version == 2 and len(native.parse_header(e1).key_area) == 16 + 4 * 128
+    native.clear_keys()
+    native.register_identity(Identity.generate()._secret_bytes())
+    with pytest.raises(errors.WrongKey, match=device.key_id_hex):
+        native.open(e1)
 
 
 def test_native_errors_are_bmcrypt_errors(native: ModuleType, tmp_path: Path) -> None:

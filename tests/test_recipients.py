@@ -26,10 +26,9 @@ from bmcrypt.crypto import (
     unseal,
 )
 from bmcrypt.crypto.envelope import open_segment_run
-from bmcrypt.errors import KeyFileError, Tampered, UsageError, WrongKey
+from bmcrypt.errors import KeyFileError, SlotsFull, Tampered, UsageError, WrongKey
 from bmcrypt.keys import generate_identity_file, load_key_file
 from bmcrypt.protect.opened import open_encrypted
-from bmcrypt.protect.rekey import SlotsFull
 from bmcrypt.workflow import (
     change_model_recipients,
     decrypt_model,
@@ -242,3 +241,19 @@ def test_cli_keygen_encrypt_for_recipients_and_rekey(tmp_path: Path,
 
     assert_clean_error(bmcrypt("encrypt", "-r", "bmcrypt1qqqq", "m.bmodel"), 2, "not a recipient")
     assert_clean_error(bmcrypt("encrypt", "-r", str(tmp_path), "m.bmodel"), 2, "not a recipient")
+
+
+def test_cli_encrypts_for_a_key_file_a_passphrase_and_an_identity_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert bmcrypt("keygen", "-o", "a.key").returncode == 0
+    device = bmcrypt("keygen", "--x25519", "-o", "dev.key").stdout.strip()
+    shutil.copyfile(MLP, "m.bmodel")
+    env = {"BMCRYPT_PASSPHRASE": "three ways in"}
+    done = bmcrypt("encrypt", "-k", "a.key", "-p", "-r", device, "--no-backup", "m.bmodel",
+                   env=env)
+    assert done.returncode == 0, done.stderr
+    types = [r.type for r in list_model_recipients(tmp_path / "m.bmodel").recipients]
+    assert types == ["key file", "passphrase", "x25519"]
+    for args, extra in ((["-k", "a.key"], None), (["-p"], env), (["-k", "dev.key"], None)):
+        assert bmcrypt("verify", *args, "m.bmodel", env=extra).returncode == 0

@@ -110,6 +110,7 @@ class Sealed:
     flatbuffer: bytes
     binary: bytes
     manifest: Manifest
+    restore: bytes = b""  # version 2: the packed restore record (FORMAT.md §8.4)
 
     def model(self) -> ModelT:
         return ModelT.InitFromObj(Model.GetRootAs(self.flatbuffer, 0))
@@ -127,10 +128,14 @@ class Sealed:
             return self.manifest.clear_len, self.manifest.clear_digest
         return clear_digest(spans, [(o, self.binary[o:o + n]) for o, n in spans])
 
-    def reseal(self, fb: bytes, out: Path) -> None:
-        """Write the file with `fb` sealed in place of the FlatBuffer."""
+    def reseal(self, fb: bytes, out: Path, record: bytes | None = None) -> None:
+        """Write the file with `fb` sealed in place of the FlatBuffer (and `record` as its
+        restore record, with a version 2 manifest)."""
         keys = self.keys
-        e2 = bytes(seal(keys, Kind.FLATBUFFER, fb + Manifest(len(fb), *self.digest(fb)).pack()))
+        manifest = Manifest(len(fb), *self.digest(fb))
+        if record is not None:
+            manifest = Manifest(len(fb), *self.digest(fb), restore_len=len(record), version=2)
+        e2 = bytes(seal(keys, Kind.FLATBUFFER, fb + (record or b"") + manifest.pack()))
         e1 = seal(keys, Kind.HEADER_TAIL, pack_tail(len(e2), len(self.binary)))
         out.write_bytes(b"\xee\xaa\x55\xff" + struct.pack("<I", 8 + len(e1)) + e1 + e2
                         + self.binary)
@@ -139,7 +144,8 @@ class Sealed:
 def _sealed(plain: Path, key: Path, out: Path) -> Sealed:
     workflow.encrypt_model(plain, load_key_file(key), output=out)
     with open_encrypted(out, load_key_file(key)) as o:
-        return Sealed(o.keys, o.flatbuffer, bytes(o.mm[o.binary_offset:]), o.manifest)
+        record = o.restore.pack() if o.restore is not None else b""
+        return Sealed(o.keys, o.flatbuffer, bytes(o.mm[o.binary_offset:]), o.manifest, record)
 
 
 @pytest.fixture(scope="module")
@@ -308,6 +314,94 @@ def test_a_damaged_header_gets_one_verdict(where: str, value: int, expected: int
     path.write_bytes(data)
     assert python_verdict(path, key)[0] == expected
     assert clib.verify(path)[0] == expected
+
+
+# ------------------------------------------------------------------ restore records (format 2)
+
+
+def _extent(record: bytearray, i: int) -> int:
+    """Offset of extent i in a packed restore record."""
+    fb_len = struct.unpack_from("<Q", record, 104)[0]
+    return 120 + fb_len + -fb_len % 8 + 32 * i
+
+
+def _clear_extent(record: bytearray) -> int:
+    """The offset of the first source-0 extent."""
+    i = 0
+    while struct.unpack_from("<I", record, _extent(record, i) + 24)[0] != 0:
+        i += 1
+    return _extent(record, i)
+
+
+def _weight_extent(record: bytearray) -> int:
+    i = 0
+    while struct.unpack_from("<I", record, _extent(record, i) + 24)[0] != 1:
+        i += 1
+    return _extent(record, i)
+
+
+def _set(fmt: str, at: Callable[[bytearray], int], value: Callable[[bytearray, int], int]
+         ) -> Callable[[bytearray], None]:
+    def change(r: bytearray) -> None:
+        where = at(r)
+        struct.pack_into(fmt, r, where, value(r, where))
+    return change
+
+
+def _flip(at: int) -> Callable[[bytearray], None]:
+    def change(r: bytearray) -> None:
+        r[at] ^= 1
+    return change
+
+
+#: name -> (change of the packed record, expected status): a key holder's forgeries, every
+#: envelope authentic, so that only §8.4's rules can refuse the file. The original's SHA-256,
+#: header and FlatBuffer are checked when decrypting rebuilds the original, not by verify.
+RECORD_FORGERIES: dict[str, tuple[Callable[[bytearray], None], int]] = {
+    "original_sha256": (_flip(0), 0),
+    "original_header": (_flip(40 + 20), 0),
+    "original_flatbuffer": (_flip(120 + 16), 0),
+    "extent_reserved": (_set("<I", lambda r: _extent(r, 0) + 28, lambda r, a: 1), E_CORRUPT),
+    "extent_source_2": (_set("<I", lambda r: _extent(r, 0) + 24, lambda r, a: 2), E_CORRUPT),
+    "extent_gap": (_set("<Q", lambda r: _extent(r, 1), lambda r, a: struct.unpack_from(
+        "<Q", r, a)[0] + 1), E_CORRUPT),
+    "clear_extent_into_an_envelope": (_set("<Q", lambda r: _clear_extent(r) + 16,
+                                           lambda r, a: struct.unpack_from(
+                                               "<Q", r, _weight_extent(r) + 16)[0]), E_CORRUPT),
+    "weight_extent_off_its_envelope": (_set("<Q", lambda r: _weight_extent(r) + 16,
+                                            lambda r, a: struct.unpack_from("<Q", r, a)[0] + 8),
+                                       E_CORRUPT),
+    "weight_extent_length": (_set("<Q", lambda r: _weight_extent(r) + 8,
+                                  lambda r, a: struct.unpack_from("<Q", r, a)[0] - 1), E_CORRUPT),
+    "extent_count": (_set("<I", lambda r: 112, lambda r, a: struct.unpack_from("<I", r, a)[0] + 1),
+                     E_CORRUPT),
+    "original_too_short": (_set("<Q", lambda r: 32, lambda r, a: 10), E_CORRUPT),
+}
+
+
+def test_format2_files_carry_a_restore_record(mlp: Sealed, key: Path, clib: CLibrary,
+                                              tmp_path: Path) -> None:
+    assert mlp.restore and mlp.keys.version == 2
+    path = tmp_path / "same.bmodel"
+    mlp.reseal(mlp.flatbuffer, path, bytes(mlp.restore))
+    assert python_verdict(path, key) == (0, "")
+    assert clib.verify(path) == (0, "")
+
+
+@pytest.mark.parametrize("case", RECORD_FORGERIES)
+def test_a_forged_restore_record_gets_one_verdict(case: str, mlp: Sealed, key: Path,
+                                                  clib: CLibrary, tmp_path: Path) -> None:
+    change, expected = RECORD_FORGERIES[case]
+    record = bytearray(mlp.restore)
+    change(record)
+    assert record != mlp.restore
+    path = tmp_path / f"{case}.bmodel"
+    mlp.reseal(mlp.flatbuffer, path, bytes(record))
+    py_code, py_message = python_verdict(path, key)
+    c_code, c_message = clib.verify(path)
+    assert (py_code, c_code) == (expected, expected), (py_message, c_message)
+    if expected:
+        assert _load_bmodel(path, key) == expected
 
 
 # ------------------------------------------------------------------ random mutations

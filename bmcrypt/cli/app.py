@@ -20,6 +20,7 @@ from bmcrypt.cli import (
     cmd_keys,
     cmd_license,
     cmd_protect,
+    cmd_rekey,
     cmd_run,
 )
 
@@ -66,7 +67,7 @@ app.command()(cmd_keys.keygen)
 app.command()(cmd_protect.encrypt)
 app.command()(cmd_protect.decrypt)
 app.command()(cmd_protect.verify)
-app.command()(cmd_protect.rekey)
+app.command()(cmd_rekey.rekey)
 app.command()(cmd_backup.backup)
 app.command()(cmd_backup.restore)
 app.command("inspect", help=cmd_inspect.HELP, short_help=cmd_inspect.SHORT_HELP)(

@@ -138,6 +138,30 @@ def recipients(strings: Sequence[str] | None, files: Sequence[Path] | None) -> l
     return out
 
 
+def writers(keys: Sequence[Path] | None, passphrase: bool,
+            public: Sequence[Recipient]) -> list[Secret | Recipient]:
+    """Everyone a new file is encrypted for: every --key (key or identity file), the
+    --passphrase (asked twice), the -r/-R recipients; with none of them, the environment's key
+    (keys.resolve_keys). The environment is not consulted when recipients are given: encrypting
+    for devices must not silently also encrypt for whatever key this shell holds."""
+    from bmcrypt.keys import load_key_file, resolve_keys
+
+    found: list[Secret | Recipient] = [load_key_file(k) for k in _paths(keys)]
+    if passphrase:
+        found.append(resolve_keys(None, True, prompt=_confirmed))
+    if not found and not public:
+        found.append(resolve_keys(None, None, prompt=_confirmed))
+    _say_keys(found)
+    everyone = found + list(public)
+    ids = [getattr(w, "key_id_hex", None) for w in everyone]
+    if len({i for i in ids if i}) < len([i for i in ids if i]):
+        from bmcrypt.errors import UsageError
+
+        raise UsageError("the same key or recipient is given twice",
+                         hint="give each --key and -r once")
+    return everyone
+
+
 def secret(keys: Sequence[Path] | Path | None, passphrase: bool, *,
            confirm: bool = False) -> Secret:
     """The one key a command writes with: --key, --passphrase, else the environment

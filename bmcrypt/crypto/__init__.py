@@ -32,9 +32,10 @@ from bmcrypt.crypto.envelope_header import (
     parse_header,
 )
 from bmcrypt.crypto.filekeys import FileKeys, Keyring, new_file, open_file_keys, rewrap
-from bmcrypt.crypto.kdf import KeySource, Passphrase, Rng, ScryptParams, Secret, UserKey, wipe
+from bmcrypt.crypto.kdf import KeySource, Passphrase, Rng, ScryptParams, UserKey, wipe
 from bmcrypt.crypto.keyarea import DEFAULT_SLOTS, KeyArea, Stanza, StanzaType, parse_key_area
 from bmcrypt.crypto.keyblock import KeyBlock, parse_key_block
+from bmcrypt.crypto.secret import Secret
 from bmcrypt.crypto.x25519 import Identity, Recipient
 
 #: The version-1 name of `open_file_keys`.

@@ -30,7 +30,7 @@ from bmcrypt.crypto.envelope_header import (
     pack_public_header,
     pack_public_header_v2,
 )
-from bmcrypt.crypto.kdf import Passphrase, Rng, Secret, UserKey, default_rng, dk_check, payload_key
+from bmcrypt.crypto.kdf import Passphrase, Rng, UserKey, default_rng, dk_check, payload_key
 from bmcrypt.crypto.keyarea import (
     DEFAULT_SLOTS,
     DK_LEN,
@@ -44,6 +44,7 @@ from bmcrypt.crypto.keyarea import (
     unwrap_stanza,
 )
 from bmcrypt.crypto.keyblock import open_v1, wrap_v1
+from bmcrypt.crypto.secret import Secret
 from bmcrypt.crypto.x25519 import Identity, Recipient
 from bmcrypt.errors import NoKey, Tampered, WrongKey
 

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING, NoReturn, Union
+from typing import NoReturn
 
 # pycryptodome is imported where it is used: it costs ~20 ms, and most commands never need it.
 
@@ -202,33 +202,3 @@ class Passphrase:
 
     def __reduce__(self) -> NoReturn:
         raise TypeError("a Passphrase cannot be pickled (it would carry the secret)")
-
-
-#: What opens or writes a key block: a key file's key, a passphrase, or (version 2) an X25519
-#: identity (crypto/x25519.py; imported late, it needs pycryptodome).
-if TYPE_CHECKING:
-    from bmcrypt.crypto.x25519 import Identity
-
-Secret = Union[UserKey, Passphrase, "Identity"]
-
-
-def register_with_native(secret: Secret) -> None:
-    """Hand `secret` to the native key registry (the runtime's decrypt callback reads it there).
-
-    The one place key material leaves Python objects; `bmcrypt._native.clear_keys()` wipes it.
-    """
-    from bmcrypt import _native
-
-    if isinstance(secret, Passphrase):
-        _native.register_passphrase(secret._secret.decode("utf-8"))
-    elif not isinstance(secret, UserKey):
-        # An X25519 identity: the native registry learns those with the C++ reader of version 2
-        # (csrc/, bmcrypt_register_identity_file).
-        register = getattr(_native, "register_identity", None)
-        if register is None:
-            raise ValueError("this native core cannot register X25519 identities")
-        register(secret._secret_bytes())
-    elif secret.source == KeySource.RAW:
-        _native.register_key(secret._k)
-    else:  # a key derived from a passphrase for one file: the native side needs the passphrase
-        raise ValueError("register the Passphrase itself, not a key derived from it")

@@ -28,10 +28,10 @@ from bmcrypt.crypto.kdf import (
     Passphrase,
     Rng,
     ScryptParams,
-    Secret,
     UserKey,
     default_rng,
 )
+from bmcrypt.crypto.secret import Secret
 from bmcrypt.errors import Corrupt, Tampered, UnsupportedVersion, WrongKey
 
 DK_LEN = 32

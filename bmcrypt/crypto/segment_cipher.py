@@ -10,7 +10,7 @@ never sees a data key. It asks ``engine_for(keys)`` for an engine and calls
 - ``PythonEngine``: pycryptodome, for a source tree without the extension.
 
 Both produce the same bytes (FORMAT.md §3.3). The data key reaches the native core here and in
-``kdf.register_with_native``, nowhere else.
+``secret.register_with_native``, nowhere else.
 """
 
 from __future__ import annotations

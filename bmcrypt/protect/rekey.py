@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from bmcrypt.crypto import (
     HEADER_LEN,
     KEY_BLOCK_OFFSET,
-    FileKeys,
     KeyArea,
     Keyring,
     Recipient,
@@ -27,11 +26,12 @@ from bmcrypt.crypto import (
     open_file_keys,
     parse_header,
     parse_key_area,
+    parse_key_block,
     rewrap,
 )
 from bmcrypt.crypto.envelope_header import V1, V2_PUBLIC_LEN, Header
 from bmcrypt.crypto.keyarea import RecipientLike, Stanza
-from bmcrypt.errors import BmcryptError, Tampered, UsageError, WrongKey
+from bmcrypt.errors import BmcryptError, SlotsFull, Tampered, UsageError, WrongKey
 from bmcrypt.files import patch_in_place
 from bmcrypt.protect.opened import Opened, open_encrypted
 from bmcrypt.protect.region_plan import coeff_mems
@@ -66,10 +66,6 @@ class RecipientsReport:
     @property
     def free_slots(self) -> int:
         return self.slots - len(self.recipients)
-
-
-class SlotsFull(UsageError):
-    """The key area has no free slot for another recipient."""
 
 
 def rekey_file(path: str | os.PathLike[str], old: Keyring, new: Secret) -> RekeyReport:
@@ -119,11 +115,11 @@ def _weight_envelopes(opened: Opened, old_block: bytes) -> list[int]:
 
 def list_recipients(header: Header) -> RecipientsReport:
     """The recipients E₁'s key area lists (public: no key needed). Version 2 only."""
-    if header.version == V1:
-        raise UsageError("a version-1 file has one key and no recipient list",
-                         hint="`bmcrypt rekey --rotate-data-key` rewrites it as version 2")
-    area = parse_key_area(header.key_area)
-    return _report(area)
+    if header.version == V1:  # one key, in a key block of its own
+        block = parse_key_block(header.key_block)
+        kind = "key file" if block.scrypt is None else "passphrase"
+        return RecipientsReport((RecipientInfo(block.key_id.hex(), kind),), 1)
+    return _report(parse_key_area(header.key_area))
 
 
 def change_recipients(path: str | os.PathLike[str], keyring: Keyring, *,
@@ -215,5 +211,5 @@ def _info(stanza: Stanza) -> RecipientInfo:
     return RecipientInfo(stanza.key_id.hex(), stanza.describe)
 
 
-__all__ = ["FileKeys", "RecipientInfo", "RecipientsReport", "RekeyReport", "SlotsFull",
+__all__ = ["RecipientInfo", "RecipientsReport", "RekeyReport", "SlotsFull",
            "change_recipients", "list_recipients", "rekey_file"]

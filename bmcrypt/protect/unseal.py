@@ -15,6 +15,7 @@ pycryptodome otherwise (`crypto.segment_cipher`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -144,8 +145,15 @@ def _hash_written(out: BinaryIO) -> tuple[int, bytes]:
         out.seek(0, io.SEEK_END)
         return len(data), hashlib.sha256(data).digest()
     size = os.fstat(fd).st_size
-    for at in range(0, size, CHUNK):
-        sha.update(os.pread(fd, min(CHUNK, size - at), at))
+    # The stream may be write-only: read the same file through a descriptor of its own.
+    rfd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        for at in range(0, size, CHUNK):
+            sha.update(os.pread(rfd, min(CHUNK, size - at), at))
+            with contextlib.suppress(AttributeError, OSError):  # do not keep it all cached
+                os.posix_fadvise(rfd, at, CHUNK, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(rfd)
     return size, sha.digest()
 
 

@@ -476,16 +476,14 @@ void test_verify_v2(const std::string& fixture) {
   wrong.add_key(kKeyB.data());
   CHECK(verify_code(file, wrong) == Errc::wrong_key);
 
-  // Restore records forged by a key holder (§8.4): the original's hash, header or FlatBuffer
-  // differ (tampered), or the extents break their rules (corrupt).
+  // Restore records forged by a key holder (§8.4): extents that break their rules are corrupt.
+  // The original's hash, header or FlatBuffer are checked by decrypting (which rebuilds the
+  // original), not by verifying: the Python reader's verdicts.
   KeyRing holder;
   holder.add_key(kKeyA.data());
   std::string why;
   CHECK_MSG(verify_code(resealed_e2(file, keys, [](Bytes&) {}), holder, &why) == Errc::ok, why);
-  CHECK(verify_code(resealed_e2(file, keys, [](Bytes& p) { p[record_at(p)] ^= 1; }), holder, &why) ==
-            Errc::tampered && why.find("restore record") == 0);
-  CHECK(verify_code(resealed_e2(file, keys, [](Bytes& p) { p[record_at(p) + 50] ^= 1; }), holder) == Errc::tampered);
-  CHECK(verify_code(resealed_e2(file, keys, [](Bytes& p) { p[record_at(p) + 130] ^= 1; }), holder) == Errc::tampered);
+  CHECK(verify_code(resealed_e2(file, keys, [](Bytes& p) { p[record_at(p)] ^= 1; }), holder) == Errc::ok);
   auto extent = [](Bytes& p, size_t i) {  // extent i of the record
     const size_t r = record_at(p);
     const uint64_t fb = load_le64(p.data() + r + 104);
