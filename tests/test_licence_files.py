@@ -305,7 +305,7 @@ def test_the_simulator_reports_no_serial_number(vendor_dir: Path):
               "first = read_device_sn(sys.argv[1])\n"
               "with Runtime(sys.argv[1]) as rt: second = rt.device_sn()\n"
               "print(first, second); sys.stdout.flush(); exit_now(0)\n")
-    result = subprocess.run([sys.executable, "-c", script, str(vendor_dir / "lib")],
+    result = subprocess.run([sys.executable, "-P", "-c", script, str(vendor_dir / "lib")],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "None None"
@@ -316,3 +316,40 @@ def test_the_library_exports_the_licence_api():
     for name in ("bmcrypt_register_licence_file", "bmcrypt_register_licence",
                  "bmcrypt_set_device_sn", "bmcrypt_clear_licences"):
         assert hasattr(lib, name), name
+
+
+PLUGIN_CHILD = r"""
+import ctypes, sys
+from bmcrypt.errors import VendorRuntimeError
+from bmcrypt.plugin import plugin_path
+from bmcrypt.runtime import Runtime, exit_now
+try:
+    with Runtime(sys.argv[2]) as rt:
+        rt.load_with_decrypt_lib(sys.argv[1], str(plugin_path()))
+        print("loaded", rt.net_names()[0], rt.trace())
+except VendorRuntimeError:
+    lib = ctypes.CDLL(str(plugin_path()))  # the runtime dlopened this same copy
+    lib.bmcrypt_last_error.restype = ctypes.c_char_p
+    print("refused", lib.bmcrypt_last_error_code())
+sys.stdout.flush()
+exit_now(0)
+"""
+
+
+@pytest.mark.runtime
+def test_the_vendor_decrypt_lib_path_takes_licences_from_the_environment(
+        vendor: Vendor, licences: dict[str, Path], vendor_dir: Path):
+    import os
+
+    def load(licence: str) -> str:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BMCRYPT_")}
+        env.update(BMCRYPT_KEY_FILE=str(vendor.key), BMCRYPT_LICENSE_FILE=str(licences[licence]))
+        result = subprocess.run([sys.executable, "-P", "-c", PLUGIN_CHILD, str(vendor.model),
+                                 str(vendor_dir / "lib")], capture_output=True, text=True,
+                                env=env, timeout=300)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip().splitlines()[-1]
+
+    assert load("valid") == "loaded mlp 0"
+    # the runtime's callback thread set the error; this thread sees only that the load failed
+    assert load("expired").startswith("refused")
