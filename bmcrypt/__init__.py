@@ -30,15 +30,19 @@ _HOME = {
         "AlreadyEncrypted", "BmcryptError", "Corrupt", "FileSafetyError", "ForeignEncrypted",
         "FormatError", "InputFileError", "KeyFileError", "KeyProblem", "Locked", "NoKey",
         "NotABmodel", "NotEncrypted", "NotRegularFile", "StateError", "SymlinkRefused",
-        "Tampered", "Truncated", "UnsupportedVersion", "VendorRuntimeError", "WrongKey"),
+        "Tampered", "Truncated", "UnsupportedVersion", "VendorRuntimeError", "WrongKey",
+        "LicenceError", "NoLicence", "CorruptLicence", "BadLicenceSignature",
+        "LicenceForAnotherFile", "LicenceExpired", "LicenceForAnotherDevice"),
 }
 _WHERE = {name: module for module, names in _HOME.items() for name in names}
 
 __all__ = [
-    "AlreadyEncrypted", "BmcryptError", "Corrupt", "FileSafetyError", "ForeignEncrypted",
-    "FormatError", "Identity", "InputFileError", "KeyFileError", "KeyProblem", "Locked",
-    "NoKey", "NotABmodel", "NotEncrypted", "NotRegularFile", "Passphrase", "Recipient",
-    "Runtime", "StateError", "SymlinkRefused", "Tampered", "Truncated",
+    "AlreadyEncrypted", "BadLicenceSignature", "BmcryptError", "Corrupt", "CorruptLicence",
+    "FileSafetyError", "ForeignEncrypted", "FormatError", "Identity", "InputFileError",
+    "KeyFileError", "KeyProblem", "LicenceError", "LicenceExpired", "LicenceForAnotherDevice",
+    "LicenceForAnotherFile", "Locked", "NoKey", "NoLicence", "NotABmodel", "NotEncrypted",
+    "NotRegularFile", "Passphrase", "Recipient", "Runtime", "StateError", "SymlinkRefused",
+    "Tampered", "Truncated",
     "UnsupportedVersion", "UserKey", "VendorRuntimeError", "WrongKey", "__version__",
     "change_model_recipients", "decrypt_model", "encrypt_model", "generate_identity_file",
     "generate_key_file", "inspect_model", "list_model_recipients", "load_key_file",

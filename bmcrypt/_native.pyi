@@ -142,6 +142,21 @@ def register_passphrase(passphrase: str) -> None:
 def clear_keys() -> None:
     """Forgets (and wipes) every registered key and cached data key."""
 
+def register_licence(licence: Buffer, source: str) -> None:
+    """Registers a licence's bytes (FORMAT.md §8.5); CorruptLicence if malformed. `source`
+    names it in messages."""
+
+def set_device_sn(sn: bytes | None) -> None:
+    """The device's serial number for device-bound licences (None: unknown)."""
+
+def require_licence(file_id: Buffer, licence_key: Buffer, now: int) -> None:
+    """The native verdict of FORMAT.md §8.5 on the registered licences at Unix time `now`:
+    returns, or raises the LicenceError the C reader raises at E₁."""
+
+def clear_licences() -> None:
+    """Forgets every registered licence and the serial number (the environment is not read
+    again: the package passes licences explicitly)."""
+
 def set_threads(n: int) -> None:
     """Upper bound on threads used for large envelopes; 0 means all cores."""
 

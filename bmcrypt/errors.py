@@ -15,6 +15,9 @@ and never contain key material; ``hint`` says what to do next.
     exit 8  FileSafetyError: BackupConflict, Locked, InputFileError (NotRegularFile),
                              SymlinkRefused
     exit 9  VendorRuntimeError
+    exit 10..15  LicenceError (FORMAT.md §8.5), one code per reason: 10 NoLicence,
+            11 CorruptLicence, 12 BadLicenceSignature, 13 LicenceForAnotherFile,
+            14 LicenceExpired, 15 LicenceForAnotherDevice
     exit 1  ChatError:     NotAnLlm, UnsupportedGeneration, PromptTooLong, TokenizerError
     exit 129/130/143  interrupted by SIGHUP / SIGINT / SIGTERM (128 + the signal's number), after
             the same cleanup a failure gets
@@ -197,6 +200,62 @@ class VendorRuntimeError(BmcryptError):
     default_hint = ("pass --runtime DIR or set BMCRYPT_RUNTIME_DIR to the directory with "
                     "libbmrt.so and libbmlib.so: /opt/sophon/libsophon-current/lib on a device "
                     "or a host with libsophon, or the lib/ of the tpu_mlir 1.30.2 simulator")
+
+
+# ---------------------------------------------------------------- licences (FORMAT.md §8.5)
+
+
+class LicenceError(BmcryptError):
+    """The file demands a licence and no licence given lets it open. Each reason has its own
+    class and exit code, so that a script can tell an expired licence from a forged one."""
+
+    exit_code = 10
+    default_hint = ("pass the model's licence with --license FILE or $BMCRYPT_LICENSE_FILE; "
+                    "the model's vendor issues it")
+
+
+class NoLicence(LicenceError):
+    """The file demands a licence and none was given."""
+
+    exit_code = 10
+
+
+class CorruptLicence(LicenceError):
+    """A licence file that is not a well-formed licence."""
+
+    exit_code = 11
+    default_hint = "the licence file is damaged or is not a licence; ask the vendor for it again"
+
+
+class BadLicenceSignature(LicenceError):
+    """Signed by another key than the file names, or the signature does not verify."""
+
+    exit_code = 12
+    default_hint = ("this licence was not issued for this model by its vendor, or it was "
+                    "altered; ask the vendor for a new one")
+
+
+class LicenceForAnotherFile(LicenceError):
+    """A genuine licence, for another model file (another file id)."""
+
+    exit_code = 13
+    default_hint = ("use the licence issued for this model: `bmcrypt license show LICENSE` "
+                    "prints the file id it is for, `bmcrypt inspect MODEL` the model's")
+
+
+class LicenceExpired(LicenceError):
+    """A genuine licence for this file, past its not-after time (by this host's clock)."""
+
+    exit_code = 14
+    default_hint = "ask the model's vendor for a renewed licence"
+
+
+class LicenceForAnotherDevice(LicenceError):
+    """A genuine licence for this file, bound to devices; this device is not one of them, or
+    its serial number is unknown here."""
+
+    exit_code = 15
+    default_hint = "ask the model's vendor for a licence that lists this device's serial number"
 
 
 # ---------------------------------------------------------------- signals

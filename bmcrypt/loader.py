@@ -12,6 +12,10 @@ Two strategies for bmcrypt files:
   upload skips the callback.
 
 Plaintext never touches the disk in either.
+
+A file that demands a licence (FORMAT.md §8.5) opens with the licences on the keyring
+(`bmcrypt.licence.with_licences`); for licences bound to devices the loader asks the device its
+serial number (`Runtime.device_sn`, or a brief `read_device_sn` before the runtime is open).
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ from typing import Literal
 
 from bmcrypt.crypto import Keyring, Secret, wipe
 from bmcrypt.crypto.secret import register_with_native
+from bmcrypt.licence.check import DeviceSn, licences_of
 from bmcrypt.protect.container import FileState, require_openable
 from bmcrypt.protect.opened import open_encrypted
 from bmcrypt.protect.unseal import unseal_to_memory
 from bmcrypt.runtime import Runtime
+from bmcrypt.runtime.serial import read_device_sn
 
 Strategy = Literal["callback", "memory"]
 STRATEGIES: tuple[Strategy, ...] = ("callback", "memory")
@@ -50,20 +56,27 @@ def load_model(rt: Runtime, path: str | os.PathLike[str], keyring: Keyring | Non
 
     When the runtime is not open yet, prefer `prepare` first and `Prepared.load_into` once it
     is: the simulator's threads compete for the CPUs while a runtime is open. `with_mem`: see
-    `Prepared.load_into`.
+    `Prepared.load_into`. Device-bound licences are checked against `rt`'s device.
     """
-    with prepare(path, keyring, strategy=strategy) as prepared:
+    with prepare(path, keyring, strategy=strategy, device_sn=rt.device_sn) as prepared:
         return prepared.load_into(rt, with_mem=with_mem)
 
 
 @contextmanager
 def prepare(path: str | os.PathLike[str], keyring: Keyring | None = None, *,
-            strategy: Strategy = "callback") -> Iterator[Prepared]:
+            strategy: Strategy = "callback",
+            device_sn: DeviceSn | None = None) -> Iterator[Prepared]:
     """Do everything a load needs that does not need the runtime: check the file's state,
     verify every byte (callback) or decrypt it into memory (memory). Secrets and plaintext live
-    only inside the ``with`` block: native keys are cleared, the buffer is wiped on exit."""
+    only inside the ``with`` block: native keys are cleared, the buffer is wiped on exit.
+
+    `device_sn`: the serial number of the device the model goes to (or a function that reads
+    it), for device-bound licences; by default device 0 is asked (`read_device_sn`), and only
+    when a licence on the keyring lists serial numbers.
+    """
     path = Path(path)
     state = require_openable(path, keyring)
+    _on_device(keyring, device_sn)
     if state == FileState.PLAIN:
         yield Prepared(path, state, "plain")
         return
@@ -79,13 +92,16 @@ def prepare(path: str | os.PathLike[str], keyring: Keyring | None = None, *,
         from bmcrypt import _native
 
         _native.clear_keys()
+        _native.clear_licences()
         try:
             for secret in _secrets(keyring):
                 register_with_native(secret)
+            _register_licences(keyring)
             _native.verify_file(path)  # everything, before the runtime sees anything
             yield Prepared(path, state, "callback")
         finally:
             _native.clear_keys()
+            _native.clear_licences()
     else:
         raise ValueError(f"unknown strategy {strategy!r}; use one of {STRATEGIES}")
 
@@ -122,6 +138,24 @@ def _secrets(keyring: Keyring) -> list[Secret]:
     from bmcrypt.crypto.filekeys import secrets_of
 
     return secrets_of(keyring)
+
+
+def _on_device(keyring: Keyring | None, device_sn: DeviceSn | None) -> None:
+    """The keyring's licences learn where the serial number comes from: this load's device."""
+    licences = licences_of(keyring)
+    if licences and not licences.has_sn_source:
+        licences.set_device_sn(device_sn if device_sn is not None else read_device_sn)
+
+
+def _register_licences(keyring: Keyring) -> None:
+    """The callback strategy's native check sees the same licences and serial number."""
+    from bmcrypt import _native
+
+    licences = licences_of(keyring)
+    for lic in licences.licences:
+        _native.register_licence(lic.raw, lic.source)
+    if licences.binds_devices:  # only then is the device asked (it costs a device open)
+        _native.set_device_sn(licences.device_sn())
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,14 @@ enum bmcrypt_status {
   BMCRYPT_E_FOREIGN_ENCRYPTED = 11,  /* encrypted by another tool */
   BMCRYPT_E_IO = 12,                 /* a path that cannot be read */
   BMCRYPT_E_RUNTIME = 13,            /* vendor runtime missing, or it refused the file */
-  BMCRYPT_E_INTERNAL = 14            /* out of memory, or a bug */
+  BMCRYPT_E_INTERNAL = 14,           /* out of memory, or a bug */
+  /* Licences (docs/FORMAT.md §8.5): the file demands one, and no registered licence passes. */
+  BMCRYPT_E_NO_LICENCE = 15,         /* none registered */
+  BMCRYPT_E_LICENCE_CORRUPT = 16,    /* a licence file that is not a well-formed licence */
+  BMCRYPT_E_LICENCE_SIGNATURE = 17,  /* signed by another key than the file names, or forged */
+  BMCRYPT_E_LICENCE_OTHER_FILE = 18, /* a licence for another model file */
+  BMCRYPT_E_LICENCE_EXPIRED = 19,    /* past its not-after time (the host's clock) */
+  BMCRYPT_E_LICENCE_OTHER_DEVICE = 20 /* bound to serial numbers; this device's is not one */
 };
 
 /* ---- keys ------------------------------------------------------------------------------------
@@ -80,6 +87,27 @@ BMCRYPT_API bool bmcrypt_register_passphrase(const char* passphrase);
 /* Forgets and wipes every registered key and every cached data key; the next `encrypt` starts a
  * new file. */
 BMCRYPT_API void bmcrypt_clear_keys(void);
+
+/* ---- licences (docs/FORMAT.md §8.5) ----------------------------------------------------------
+ * A file whose header demands a licence opens (bmcrypt_decrypt of its header envelope,
+ * bmcrypt_verify_file, bmcrypt_load_bmodel) only when one registered licence is signed by the key
+ * the file names, is for that file, is not expired, and lists this device's serial number if it
+ * lists any. Otherwise the call fails with one of the BMCRYPT_E_*LICENCE* codes. When nothing was
+ * registered, BMCRYPT_LICENSE_FILE is read (one path, or several separated by ':').
+ * Licences and serial numbers are not secrets: this is policy, enforced by this library. */
+
+/* A licence file (`bmcrypt license issue`). Refused with BMCRYPT_E_LICENCE_CORRUPT if malformed;
+ * its signature is checked when a file needs it. */
+BMCRYPT_API bool bmcrypt_register_licence_file(const char* path);
+/* The same from memory (`len` bytes of a licence file). */
+BMCRYPT_API bool bmcrypt_register_licence(const uint8_t* licence, uint64_t len);
+/* The device's serial number, for licences bound to devices; NULL forgets it. Without it,
+ * bmcrypt_load_bmodel asks libbmlib (bm_get_sn on the runtime's device); the vendor's
+ * bmrt_load_bmodel_with_decrypt_lib path has no device handle, so call this first there. The
+ * simulator has no serial number (bm_get_sn returns BM_NOT_SUPPORTED). */
+BMCRYPT_API bool bmcrypt_set_device_sn(const char* sn);
+/* Forgets every registered licence and the serial number. */
+BMCRYPT_API void bmcrypt_clear_licences(void);
 
 /* ---- errors ---------------------------------------------------------------------------------- */
 

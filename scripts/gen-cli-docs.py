@@ -23,12 +23,14 @@ corrupt / unsupported version, 4 wrong key, 5 tampered, 6 already encrypted / no
 foreign-encrypted, 7 key file or missing key (also `-p` without a terminal: set
 `BMCRYPT_PASSPHRASE`), 8 file safety (missing file, not a regular file, a symbolic link at a name
 bmcrypt derives, backup conflict, locked, a directory or filesystem that cannot be written: the
-same code for root and for other users), 9 vendor runtime, 129 / 130 / 143 interrupted by SIGHUP
-/ SIGINT / SIGTERM (after the same clean-up as a failure). Errors are one line on stderr
-(`bmcrypt: error: …`) followed by a `bmcrypt: hint: …` line; data goes to stdout; control
-characters in file names are escaped (`\\x1b`, `\\n`). Commands that only read a model (`verify`,
-`inspect`, `run`, `chat`, and `encrypt -o` / `decrypt -o`) write and lock nothing next to it, so
-they work on read-only media.
+same code for root and for other users), 9 vendor runtime, 10..15 a model that demands a license
+and no license given lets it open (10 no license, 11 corrupt license, 12 bad license signature,
+13 license for another file, 14 license expired, 15 license for another device; see
+[THREATS.md](THREATS.md)), 129 / 130 / 143 interrupted by SIGHUP / SIGINT / SIGTERM (after the
+same clean-up as a failure). Errors are one line on stderr (`bmcrypt: error: …`) followed by a
+`bmcrypt: hint: …` line; data goes to stdout; control characters in file names are escaped
+(`\\x1b`, `\\n`). Commands that only read a model (`verify`, `inspect`, `run`, `chat`, and
+`encrypt -o` / `decrypt -o`) write and lock nothing next to it, so they work on read-only media.
 
 Commands that take models take several, and a directory with `-r` (every `*.bmodel` under it):
 each file is done on its own (one that fails is left untouched and the others go on), each gets
@@ -48,14 +50,20 @@ def help_text(*args: str) -> str:
 def commands() -> list[str]:
     from bmcrypt.cli.main import app  # registers every command module
 
-    return [c.name or c.callback.__name__ for c in app.registered_commands]  # type: ignore[union-attr]
+    names = [c.name or c.callback.__name__ for c in app.registered_commands]  # type: ignore[union-attr]
+    for group in app.registered_groups:  # `license` and its commands
+        sub = group.typer_instance
+        names.append(group.name)  # type: ignore[arg-type]
+        names += [f"{group.name} {c.name or c.callback.__name__}"  # type: ignore[union-attr]
+                  for c in sub.registered_commands]  # type: ignore[union-attr]
+    return names
 
 
 def render() -> str:
     parts = [INTRO, "```text\n$ bmcrypt --help\n" + help_text() + "\n```\n"]
     for name in commands():
         parts.append(f"## bmcrypt {name}\n\n```text\n$ bmcrypt {name} --help\n"
-                     f"{help_text(name)}\n```\n")
+                     f"{help_text(*name.split())}\n```\n")
     return "\n".join(parts)
 
 

@@ -40,6 +40,18 @@ static const char* hint_for(int code) {
       return "the file needs a newer bmcrypt";
     case BMCRYPT_E_IO:
       return "check the path and its permissions";
+    case BMCRYPT_E_NO_LICENCE:
+      return "set BMCRYPT_LICENSE_FILE to the model's licence file (from its vendor)";
+    case BMCRYPT_E_LICENCE_CORRUPT:
+      return "BMCRYPT_LICENSE_FILE must name licence files from `bmcrypt license issue`";
+    case BMCRYPT_E_LICENCE_SIGNATURE:
+      return "the licence was not issued for this model by its vendor, or was altered";
+    case BMCRYPT_E_LICENCE_OTHER_FILE:
+      return "use the licence issued for this model (`bmcrypt license show` prints its file id)";
+    case BMCRYPT_E_LICENCE_EXPIRED:
+      return "ask the model's vendor for a renewed licence";
+    case BMCRYPT_E_LICENCE_OTHER_DEVICE:
+      return "ask the model's vendor for a licence that lists this device's serial number";
     default:
       return "the file is not an intact bmcrypt-encrypted bmodel";
   }

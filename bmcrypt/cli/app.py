@@ -18,6 +18,7 @@ from bmcrypt.cli import (
     cmd_doctor,
     cmd_inspect,
     cmd_keys,
+    cmd_license,
     cmd_protect,
     cmd_rekey,
     cmd_run,
@@ -75,3 +76,4 @@ app.command()(cmd_run.run)
 app.command("plugin-path")(cmd_run.plugin_path_cmd)
 app.command("chat")(cmd_chat.chat_cmd)
 app.command()(cmd_doctor.doctor)
+app.add_typer(cmd_license.app, name="license")

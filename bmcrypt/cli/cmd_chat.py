@@ -37,6 +37,7 @@ def chat_cmd(
              "template).")],
     key: options.KeyRing = None,
     passphrase: options.UsePassphrase = False,
+    licence: options.Licences = None,
     prompt: Annotated[list[str] | None, typer.Option(
         "--prompt", metavar="TEXT",
         help="Answer this and exit (default: interactive); repeat for several questions.")
@@ -120,7 +121,8 @@ def chat_cmd(
                               temperature=temperature, top_p=top_p, top_k=top_k,
                               repeat_penalty=repeat_penalty, repeat_last_n=repeat_last_n,
                               seed=seed)
-    keyring = options.secret_if_needed(paths, key, passphrase)
+    keyring = options.licensed(options.secret_if_needed(paths, key, passphrase), licence,
+                               on_device=True)
     with ChatSession.open(paths, tokenizer, keyring, config=config,
                           strategy=cast("Strategy", strategy), runtime_dir=runtime,
                           system=system, model=model_name,

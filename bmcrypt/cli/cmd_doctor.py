@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bmcrypt.cli import jsondoc, mode, output
-from bmcrypt.cli.options import JsonOut, KeyRing, Quiet, RuntimeDir, UsePassphrase, Verbose
+from bmcrypt.cli.options import (
+    JsonOut,
+    KeyRing,
+    Licences,
+    Quiet,
+    RuntimeDir,
+    UsePassphrase,
+    Verbose,
+)
 
 if TYPE_CHECKING:
     from bmcrypt.doctor import Check
@@ -19,6 +27,7 @@ def doctor(
         metavar="[MODEL]", help="Also try to verify this model with the keys in sight.")] = None,
     key: KeyRing = None,
     passphrase: UsePassphrase = False,
+    licence: Licences = None,
     runtime: RuntimeDir = None,
     json_: JsonOut = False,
     quiet: Quiet = False,
@@ -26,7 +35,7 @@ def doctor(
 ) -> None:
     """Why won't my encrypted model load here? Runtime, plugin, keys, crypto, a trial verify."""
     from bmcrypt import doctor as dr
-    from bmcrypt.cli.options import keyring
+    from bmcrypt.cli.options import keyring, licensed
 
     checks: dict[str, Check] = {
         "runtime": dr.runtime_check(runtime),
@@ -35,7 +44,8 @@ def doctor(
         "crypto": dr.crypto_check(),
     }
     if model is not None:
-        checks["model"] = dr.trial_verify(model, lambda: keyring(key, passphrase))
+        checks["model"] = dr.trial_verify(
+            model, lambda: licensed(keyring(key, passphrase), licence))
     problem = next((c.error for c in checks.values() if c.error is not None), None)
     if mode.current.json:
         jsondoc.emit(problem is None, jsondoc.error_json(problem) if problem else None,

@@ -17,6 +17,7 @@ from bmcrypt.cli import mode as mode_
 from bmcrypt.cli.options import (
     Jobs,
     JsonOut,
+    Licences,
     Quiet,
     Recursive,
     UsePassphrase,
@@ -52,6 +53,7 @@ def inspect_cmd(
         help="Also show what bmcrypt-encrypted models hold; repeat it for a key ring (default: "
              "$BMCRYPT_KEY_FILE if set; never required).")] = None,
     passphrase: UsePassphrase = False,
+    licence: Licences = None,
     recursive: Recursive = False,
     jobs: Jobs = 1,
     quiet: Quiet = False,
@@ -62,7 +64,7 @@ def inspect_cmd(
     from bmcrypt.inspect import FileFailure, compare, to_json
 
     paths = batch.expand(models, recursive)
-    choice = key_choice(key, passphrase)
+    choice = key_choice(key, passphrase, licence)
     if choice is not None and jobs > 1:
         choice.secret()  # once, here: a passphrase prompt does not belong in a worker thread
     with _stdin_spooled(paths) as spooled:

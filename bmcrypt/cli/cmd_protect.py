@@ -19,6 +19,7 @@ from bmcrypt.cli.options import (
     Jobs,
     JsonOut,
     KeyRing,
+    Licences,
     Quiet,
     Recipients,
     RecipientsFile,
@@ -28,6 +29,7 @@ from bmcrypt.cli.options import (
     UsePassphrase,
     Verbose,
     keyring,
+    licensed,
     recipients,
     writers,
 )
@@ -53,6 +55,10 @@ def encrypt(
     recipient_slots: RecipientSlots = None,
     nets: Annotated[str | None, typer.Option(
         "--nets", metavar="N1,N2", help="Encrypt only these nets' weights (default: all).")] = None,
+    require_licence: Annotated[str | None, typer.Option(
+        "--require-license", metavar="SIGNING_KEY|bmcryptlic1…",
+        help="The file opens only with a license signed by this key (a signing key file from "
+             "`bmcrypt license keygen`, or its public key).")] = None,
     out: Annotated[Path | None, typer.Option(
         "--output", "-o", metavar="OUT",
         help="Write a new file; MODEL stays as it is (one MODEL only).")] = None,
@@ -78,6 +84,7 @@ def encrypt(
         batch.one_at_most(paths, "--output")
         _no_stdout(out)
     _one_backup_file(paths, backup)
+    policy = {} if require_licence is None else {"licence_key": _licence_key(require_licence)}
     for_whom = writers(key, passphrase, recipients(recipient, recipients_file))
     slots = recipient_slots or DEFAULT_SLOTS
     if len(for_whom) > slots:
@@ -88,8 +95,25 @@ def encrypt(
     selected = {n.strip() for n in nets.split(",") if n.strip()} if nets else None
     outcomes = batch.run(paths, lambda p, bars: encrypt_model(
         p, for_whom, nets=selected, output=out, backup=not no_backup, backup_path=backup,
-        progress=bars, slots=slots), jobs=jobs, show=_encrypted)
+        progress=bars, slots=slots, **policy), jobs=jobs, show=_encrypted)
     batch.conclude(outcomes, _encrypted_json, verb="encrypted")
+
+
+def _licence_key(given: str) -> bytes:
+    """--require-license: a public key (``bmcryptlic1…``) or a signing key file."""
+    from bmcrypt.licence import decode_public_key, load_signing_key
+    from bmcrypt.licence.signing_key import PUBLIC_HRP
+
+    if given.lower().startswith(PUBLIC_HRP + "1"):
+        try:
+            return decode_public_key(given)
+        except ValueError as exc:
+            from bmcrypt.errors import UsageError
+
+            raise UsageError(f"--require-license: {given} is not a valid public key ({exc})",
+                             hint="copy it again from `bmcrypt license keygen -y SIGNING_KEY`"
+                             ) from None
+    return load_signing_key(given).public_key
 
 
 def _encrypted(_path: Path, done: EncryptOutcome) -> None:
@@ -147,6 +171,7 @@ def decrypt(
              "never a terminal).")] = None,
     backup: Annotated[Path | None, typer.Option(
         "--backup", metavar="PATH", help="Keep a copy of the encrypted file there first.")] = None,
+    licence: Licences = None,
     recursive: Recursive = False,
     jobs: Jobs = 1,
     json_: JsonOut = False,
@@ -161,9 +186,9 @@ def decrypt(
         batch.one_at_most(paths, "--output")
     _one_backup_file(paths, backup)
     if out is not None and str(out) == "-":
-        _decrypt_to_stdout(paths[0], key, passphrase, json_)
+        _decrypt_to_stdout(paths[0], key, passphrase, json_, licence)
         return
-    ring = keyring(key, passphrase)
+    ring = licensed(keyring(key, passphrase), licence)
     outcomes = batch.run(paths, lambda p, bars: decrypt_model(
         p, ring, output=out, backup_path=backup, progress=bars), jobs=jobs, show=_decrypted)
     batch.conclude(outcomes, _decrypted_json, verb="decrypted")
@@ -181,7 +206,7 @@ def _decrypted_json(done: DecryptOutcome) -> dict[str, Any]:
 
 
 def _decrypt_to_stdout(model: Path, key: list[Path] | None, passphrase: bool,
-                       json_: bool) -> None:
+                       json_: bool, licence: list[Path] | None) -> None:
     """`-o -`: the plain model on stdout, which must be neither a terminal nor the JSON."""
     from bmcrypt.errors import UsageError
     from bmcrypt.workflow import decrypt_to_stream
@@ -191,7 +216,7 @@ def _decrypt_to_stdout(model: Path, key: list[Path] | None, passphrase: bool,
     if sys.stdout.isatty():
         raise UsageError("refusing to write a plain model to a terminal",
                          hint="redirect stdout (`> plain.bmodel`, `| cmd`) or pass -o FILE")
-    ring = keyring(key, passphrase)
+    ring = licensed(keyring(key, passphrase), licence)
     done = decrypt_to_stream(model, ring, sys.stdout.buffer)
     output.note(f"decrypted {model} to stdout: {done.size} bytes, key {done.key_id}")
 
@@ -200,6 +225,7 @@ def verify(
     models: Models,
     key: KeyRing = None,
     passphrase: UsePassphrase = False,
+    licence: Licences = None,
     recursive: Recursive = False,
     jobs: Jobs = 1,
     json_: JsonOut = False,
@@ -210,7 +236,7 @@ def verify(
     from bmcrypt.workflow import verify_model
 
     paths = batch.expand(models, recursive)
-    ring = keyring(key, passphrase)
+    ring = licensed(keyring(key, passphrase), licence)
     outcomes = batch.run(paths, lambda p, bars: verify_model(p, ring, progress=bars),
                          jobs=jobs, show=_verified)
     batch.conclude(outcomes, dataclasses.asdict, verb="verified")

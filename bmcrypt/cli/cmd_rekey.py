@@ -14,12 +14,14 @@ from bmcrypt.cli.cmd_protect import Models, _backup_json, _one_backup_file
 from bmcrypt.cli.options import (
     Jobs,
     JsonOut,
+    Licences,
     Quiet,
     RecipientsFile,
     RecipientSlots,
     Recursive,
     Verbose,
     keyring,
+    licensed,
     new_secret,
     recipients,
 )
@@ -58,6 +60,7 @@ def rekey(
     backup: Annotated[Path | None, typer.Option(
         "--backup", metavar="PATH",
         help="--rotate-data-key: keep a copy of the old file there first.")] = None,
+    licence: Licences = None,
     recursive: Recursive = False,
     jobs: Jobs = 1,
     json_: JsonOut = False,
@@ -79,7 +82,7 @@ def rekey(
                              jobs=jobs, show=_listed)
         batch.conclude(outcomes, _recipients_json, verb="listed")
         return
-    old = keyring(key, passphrase)
+    old = licensed(keyring(key, passphrase), licence)
     added = _added(add_recipient) + recipients(None, recipients_file)
     if rotate:
         _one_backup_file(paths, backup)

@@ -26,6 +26,7 @@ def run(
         "--net", help="Net to run (default: the only one).")] = None,
     key: options.KeyRing = None,
     passphrase: options.UsePassphrase = False,
+    licence: options.Licences = None,
     runtime: options.RuntimeDir = None,
     strategy: options.Strategy = "callback",
     json_: options.JsonOut = False,
@@ -37,12 +38,16 @@ def run(
 
     from bmcrypt.loader import STRATEGIES, prepare
     from bmcrypt.runtime import Runtime
+    from bmcrypt.runtime.serial import read_device_sn
 
     options.choice(strategy, STRATEGIES, "--strategy")
-    keyring = options.secret_if_needed([model], key, passphrase)
+    keyring = options.licensed(options.secret_if_needed([model], key, passphrase), licence,
+                               on_device=True)
     arrays = _read_npz(inputs)
-    # Verify (or decrypt) before the runtime opens: its threads compete for the CPUs.
-    with prepare(model, keyring, strategy=strategy) as ready, Runtime(runtime) as rt:  # type: ignore[arg-type]
+    # Verify (or decrypt) before the runtime opens: its threads compete for the CPUs. A
+    # device-bound license asks the device for its serial number first (a brief open).
+    with prepare(model, keyring, strategy=strategy,  # type: ignore[arg-type]
+                 device_sn=lambda: read_device_sn(runtime)) as ready, Runtime(runtime) as rt:
         loaded = ready.load_into(rt)
         name = _pick_net(loaded.nets, net)
         info = rt.net_info(name)

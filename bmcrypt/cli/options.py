@@ -24,7 +24,10 @@ if TYPE_CHECKING:
 
 
 def _command_of(ctx: typer.Context) -> None:
-    mode.current.command = ctx.info_name
+    # A command of a group (`license issue`) is named with its group.
+    group = ctx.parent.info_name if ctx.parent is not None and ctx.parent.parent is not None \
+        else None
+    mode.current.command = f"{group} {ctx.info_name}" if group else ctx.info_name
 
 
 def set_json_mode(ctx: typer.Context, value: bool) -> bool:
@@ -81,6 +84,10 @@ Strategy = Annotated[str, typer.Option(
     help="How encrypted models are decrypted into the runtime.")]
 BackupPath = Annotated[Path | None, typer.Option(
     "--backup", metavar="PATH", help="Backup file or directory (default: MODEL.bak).")]
+Licences = Annotated[list[Path] | None, typer.Option(
+    "--license", metavar="LICENSE",
+    help="License for models that demand one; repeat it for several "
+         "(default: $BMCRYPT_LICENSE_FILE, paths separated by ':').")]
 Output = Annotated[Path | None, typer.Option(
     "--output", "-o", metavar="OUT", help="Write a new file; MODEL stays as it is.")]
 
@@ -192,6 +199,30 @@ def keyring(keys: Sequence[Path] | Path | None, passphrase: bool) -> Keyring:
     return loaded
 
 
+def licensed(ring: Keyring | None, licences: Sequence[Path] | None, *,
+             on_device: bool = False) -> Keyring | None:
+    """`ring` with the licences of --license (else $BMCRYPT_LICENSE_FILE) attached, for models
+    that demand one (FORMAT.md §8.5). Commands that run on no device (decrypt, verify, inspect,
+    rekey) have no serial number: `on_device=False` says so, and a device-bound licence then
+    fails with a hint saying why. The loaders set the device for run and chat."""
+    paths = list(licences or ())
+    if not paths:
+        env = os.environ.get(ENV_LICENCE_FILE) or os.environ.get(ENV_LICENCE_FILE_ALIAS) or ""
+        paths = [Path(p) for p in env.split(":") if p]
+    if not paths or ring is None:
+        return ring
+    from bmcrypt.licence import LicenceSet, load_licence_file, with_licences
+
+    found = LicenceSet([load_licence_file(p) for p in paths])
+    if not on_device:
+        found.set_device_sn(None, on_device=False)
+    return with_licences(ring, found)
+
+
+ENV_LICENCE_FILE = "BMCRYPT_LICENSE_FILE"
+ENV_LICENCE_FILE_ALIAS = "BMCRYPT_LICENCE_FILE"
+
+
 def _paths(keys: Sequence[Path] | Path | None) -> list[Path]:
     if keys is None:
         return []
@@ -244,7 +275,8 @@ def secret_if_needed(paths: Sequence[Path], key: Sequence[Path] | Path | None,
     return secret(None, False)
 
 
-def key_choice(keys: Sequence[Path] | Path | None, passphrase: bool) -> KeyChoice | None:
+def key_choice(keys: Sequence[Path] | Path | None, passphrase: bool,
+               licences: Sequence[Path] | None = None) -> KeyChoice | None:
     """`inspect`'s key, never required: --key is loaded now (a bad key file is an error even
     for plain models), a passphrase is asked for only when a bmcrypt file needs it, and
     $BMCRYPT_KEY_FILE is a soft default."""
@@ -257,12 +289,13 @@ def key_choice(keys: Sequence[Path] | Path | None, passphrase: bool) -> KeyChoic
         raise KeyProblem("--key and --passphrase exclude each other", hint="pass only one")
     if ring:
         loaded = [load_key_file(k) for k in ring]
-        return KeyChoice(lambda: loaded if len(loaded) > 1 else loaded[0], explicit=True)
+        return KeyChoice(lambda: licensed(loaded if len(loaded) > 1 else loaded[0], licences),
+                         explicit=True)
     if passphrase:
-        return KeyChoice(lambda: secret(None, True), explicit=True)
+        return KeyChoice(lambda: licensed(secret(None, True), licences), explicit=True)
     env_key = os.environ.get(ENV_KEY_FILE)
     if env_key:
-        return KeyChoice(lambda: load_key_file(env_key), explicit=False)
+        return KeyChoice(lambda: licensed(load_key_file(env_key), licences), explicit=False)
     return None
 
 

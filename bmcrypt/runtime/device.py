@@ -128,6 +128,15 @@ class Runtime:
         with self._vendor():
             destroy(bmrt)
 
+    def device_sn(self) -> bytes | None:
+        """The device's serial number (libbmlib's ``bm_get_sn``), None when it reports none, as
+        the simulator never does (``bmcrypt.runtime.serial``)."""
+        from bmcrypt.runtime.serial import sn_of_handle
+
+        self._require_open()
+        with self._vendor():
+            return sn_of_handle(self._libs.bmlib, self._handle)
+
     # ------------------------------------------------------------------ loading
 
     def load(self, path: str | os.PathLike[str]) -> None:

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "contract.h"
+#include "licence.h"
 #include "mapped_file.h"
 #include "verify.h"
 
@@ -49,11 +50,30 @@ LoadWithDecrypt find_runtime() {
   return reinterpret_cast<LoadWithDecrypt>(sym);
 }
 
+// The serial number of the device p_bmrt runs on, from libbmlib's bm_get_sn on the runtime's own
+// handle (bmrt_get_bm_handle), both looked up in the process; nullopt when either is missing or
+// the device has none (the simulator returns BM_NOT_SUPPORTED and writes nothing).
+std::optional<std::string> device_serial(void* p_bmrt) {
+  using GetHandle = void* (*)(void*);
+  using GetSn = int (*)(void*, char*);
+  auto get_handle = reinterpret_cast<GetHandle>(dlsym(RTLD_DEFAULT, "bmrt_get_bm_handle"));
+  auto get_sn = reinterpret_cast<GetSn>(dlsym(RTLD_DEFAULT, "bm_get_sn"));
+  void* handle = get_handle ? get_handle(p_bmrt) : nullptr;
+  if (!handle || !get_sn) return std::nullopt;
+  char sn[64] = {};  // bm_get_sn writes 17 characters and a NUL (libsophon's bmlib)
+  if (get_sn(handle, sn) != 0) return std::nullopt;
+  const std::string text(sn, strnlen(sn, sizeof sn - 1));
+  if (text.empty()) return std::nullopt;
+  return text;
+}
+
 }  // namespace
 
 void load_bmodel_verified(void* p_bmrt, const std::string& path) {
   if (!p_bmrt) throw Error(Errc::bad_argument, "no runtime handle");
   KeyRing& ring = callback_keyring();
+  LicenceSet& licences = global_licences();
+  if (!licences.device_sn()) licences.set_device_sn(device_serial(p_bmrt));
   const MappedFile file(path);
   verify_bmodel(file.bytes(), ring);
   const LoadWithDecrypt load = find_runtime();

@@ -19,6 +19,12 @@ const char* errc_name(Errc code) noexcept {
     case Errc::io: return "io";
     case Errc::runtime: return "runtime";
     case Errc::internal: return "internal";
+    case Errc::licence_missing: return "no_licence";
+    case Errc::licence_corrupt: return "corrupt_licence";
+    case Errc::licence_bad_signature: return "bad_licence_signature";
+    case Errc::licence_other_file: return "licence_for_another_file";
+    case Errc::licence_expired: return "licence_expired";
+    case Errc::licence_other_device: return "licence_for_another_device";
   }
   return "internal";
 }

@@ -23,6 +23,13 @@ enum class Errc : int {
   io = 12,                // a path that cannot be read
   runtime = 13,           // the vendor runtime is missing or refused the file
   internal = 14,          // out of memory, or a bug
+  // Licences (FORMAT.md §8.5, licence.h): the file demands one and none lets it open.
+  licence_missing = 15,       // no licence registered
+  licence_corrupt = 16,       // a licence file that is not a well-formed licence
+  licence_bad_signature = 17, // signed by another key than the file names, or the signature fails
+  licence_other_file = 18,    // a licence for another file_id
+  licence_expired = 19,       // now > not_after (the host's clock)
+  licence_other_device = 20,  // lists serial numbers, and this device's is not one (or unknown)
 };
 
 // Stable lower-case name of a code ("wrong_key"), used by tests and the Python mapping.

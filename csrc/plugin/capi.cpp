@@ -10,6 +10,7 @@
 #include "keyfile.h"
 #include "keyring.h"
 #include "layout.h"
+#include "licence.h"
 #include "mapped_file.h"
 #include "parallel.h"
 #include "verify.h"
@@ -17,6 +18,10 @@
 using namespace bmcrypt;
 
 namespace {
+
+// Files that demand a licence are checked against the registered licences (licence.h), from the
+// moment the library is loaded: the vendor's decrypt_lib path calls `decrypt` with no set-up.
+const bool g_licence_check = (install_licence_check(), true);
 
 void require(bool ok, const char* what) {
   if (!ok) throw Error(Errc::bad_argument, what);
@@ -67,6 +72,42 @@ void bmcrypt_clear_keys(void) {
   guarded(false, [] {
     global_keyring().clear();
     reset_callback_file_keys();
+    return true;
+  });
+}
+
+bool bmcrypt_register_licence_file(const char* path) {
+  return guarded(false, [&] {
+    require(path && *path, "no licence file path given");
+    global_licences().add(read_licence_file(path));
+    return true;
+  });
+}
+
+bool bmcrypt_register_licence(const uint8_t* licence, uint64_t len) {
+  return guarded(false, [&] {
+    require(licence != nullptr && len > 0, "no licence given");
+    global_licences().add(parse_licence("the licence given", ByteView(licence, size_t(len))));
+    return true;
+  });
+}
+
+bool bmcrypt_set_device_sn(const char* sn) {
+  return guarded(false, [&] {
+    if (sn == nullptr) {
+      global_licences().set_device_sn(std::nullopt);
+      return true;
+    }
+    const size_t n = std::strlen(sn);
+    require(n >= 1 && n <= kLicenceMaxSerialLen, "a serial number is 1..64 bytes");
+    global_licences().set_device_sn(std::string(sn, n));
+    return true;
+  });
+}
+
+void bmcrypt_clear_licences(void) {
+  guarded(false, [] {
+    global_licences().clear();
     return true;
   });
 }

@@ -15,6 +15,7 @@ void register_errors(py::module_& m);
 void register_envelope(py::module_& m);
 void register_keys(py::module_& m);
 void register_files(py::module_& m);
+void register_licences(py::module_& m);
 
 // A C-contiguous view of any buffer (bytes, bytearray, memoryview, numpy, mmap). The buffer stays
 // exported (and so cannot be resized) for the lifetime of this object, also without the GIL.

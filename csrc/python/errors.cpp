@@ -23,6 +23,12 @@ const char* python_class(Errc code) {
     case Errc::foreign_encrypted: return "ForeignEncrypted";
     case Errc::io: return "InputFileError";
     case Errc::runtime: return "VendorRuntimeError";
+    case Errc::licence_missing: return "NoLicence";
+    case Errc::licence_corrupt: return "CorruptLicence";
+    case Errc::licence_bad_signature: return "BadLicenceSignature";
+    case Errc::licence_other_file: return "LicenceForAnotherFile";
+    case Errc::licence_expired: return "LicenceExpired";
+    case Errc::licence_other_device: return "LicenceForAnotherDevice";
     default: return "BmcryptError";
   }
 }

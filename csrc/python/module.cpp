@@ -14,4 +14,5 @@ PYBIND11_MODULE(_native, m) {
   bmcrypt::python::register_envelope(m);
   bmcrypt::python::register_keys(m);
   bmcrypt::python::register_files(m);
+  bmcrypt::python::register_licences(m);
 }
