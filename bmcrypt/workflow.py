@@ -304,7 +304,10 @@ def rotate_data_key(model: str | os.PathLike[str], keyring: Keyring,
                 with open_mapped(f"/proc/self/fd/{fd}") as src, \
                         atomic_write(model, mode_from=model, through_link=True) as f:
                     total = src.raw.file_size - src.raw.header.binary_offset
-                    keys = new_file(list(recipients), slots=slots)
+                    # A file that demands a licence keeps demanding one (from the same signer).
+                    keys = new_file(list(recipients), slots=slots,
+                                    licence_key=opened.keys.licence_key
+                                    if opened.keys.policy else None)
                     report = seal_bmodel(src, f, keys, nets=nets or None,
                                          progress=progress("encrypt", total))
                     new_ids = keys.area().key_ids

@@ -188,9 +188,6 @@ def test_require_license_refuses_a_mistyped_public_key(vendor: Vendor, tmp_path:
     assert not out.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="rotate_data_key (bmcrypt/workflow.py, pyformat) calls "
-                   "new_file() without licence_key=: the rotated file no longer demands a "
-                   "licence. Remove this mark when it passes it on.")
 def test_rotating_the_data_key_keeps_the_licence_requirement(vendor: Vendor,
                                                              licences: dict[str, Path],
                                                              tmp_path: Path):
