@@ -71,27 +71,14 @@ class PythonEngine:
 def engine_for(keys: FileKeys, *, native: bool = True) -> Engine:
     """The fastest engine for `keys`: the native core when it is installed, else pycryptodome.
 
-    The native core's segment API takes a version-1 file's keys; version-2 files use
-    pycryptodome until it takes theirs (`_native.FileKeys.from_parts_v2`, csrc/).
+    The native core takes a version-2 file's keys with an empty key block (csrc/python).
     """
-    if native and keys.version != 1:
-        native = _native_v2(keys)
     if native:
         try:
             from bmcrypt import _native
         except ImportError:
             pass
         else:
-            if keys.version != 1:
-                return NativeEngine(_native.FileKeys.from_parts_v2(keys.file_id, keys._dk))
-            return NativeEngine(_native.FileKeys.from_parts(keys.file_id, keys.key_block,
-                                                            keys._dk))
+            block = keys.key_block if keys.version == 1 else b""
+            return NativeEngine(_native.FileKeys.from_parts(keys.file_id, block, keys._dk))
     return PythonEngine(keys)
-
-
-def _native_v2(keys: FileKeys) -> bool:
-    try:
-        from bmcrypt import _native
-    except ImportError:
-        return False
-    return hasattr(_native.FileKeys, "from_parts_v2")
