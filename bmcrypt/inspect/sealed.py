@@ -112,7 +112,7 @@ def _key_info(e1: EnvelopeHeader, opened_with: bytes | None) -> dict[str, Any]:
             "recipients": [{"key_id": s.key_id.hex(), "type": s.describe}
                            for s in area.stanzas],
             "recipient_slots": area.slots, "licence_required": e1.licence_required,
-            "licence_key": e1.licence_key.hex() if e1.licence_required else None}
+            "licence_key": _signer(e1.licence_key) if e1.licence_required else None}
 
 
 def _bmcrypt_info(e1: EnvelopeHeader, e2: EnvelopeHeader, header_size: int, fb_len: int,
@@ -214,3 +214,8 @@ def _sealed_layout(m: BModel, fb_label: str) -> list[LayoutEntry]:
     return out
 
 
+def _signer(public_key: bytes) -> str:
+    """The licence signer as users write it (`bmcryptlic1…`, as `--require-license` takes it)."""
+    from bmcrypt.licence import encode_public_key
+
+    return encode_public_key(public_key)
