@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bmcrypt.bmodel import ModelT, decode_flatbuffer, unpack_flatbuffer
+from bmcrypt.bmodel import decode_flatbuffer, unpack_flatbuffer
 from bmcrypt.bmodel.header import MAGIC_BYTES
 from bmcrypt.bmodel.reader import MAX_FLATBUFFER_SIZE
 from bmcrypt.crypto import (
@@ -38,6 +39,9 @@ from bmcrypt.errors import (
 from bmcrypt.files.opening import open_input_file
 from bmcrypt.protect.container import ENVELOPE_MAGIC, MIN_HEADER_SIZE, TAIL_LEN
 from bmcrypt.protect.manifest import Manifest, parse_manifest
+
+if TYPE_CHECKING:  # the generated classes (and numpy) load only when a command rewrites
+    from bmcrypt.bmodel import ModelT
 
 
 @dataclass(frozen=True)
