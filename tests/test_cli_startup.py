@@ -71,3 +71,35 @@ def test_inspect_json_of_a_plain_model_too():
     assert result.returncode == 0, result.stderr
     assert '"ok": true' in result.stdout
     assert loaded(names, *HEAVY) == []
+
+
+def test_rekey_reads_the_metadata_without_numpy_generated_code_or_rich(tmp_path: Path):
+    # rekey only finds the weight envelopes' key blocks: the verifying walk's tree is enough.
+    model = tmp_path / "model.bmodel"
+    model.write_bytes(MLP.read_bytes())
+    old, new = tmp_path / "old.key", tmp_path / "new.key"
+    for key in (old, new):
+        assert imported("keygen", "-o", key)[0].returncode == 0
+    assert imported("encrypt", model, "-k", old)[0].returncode == 0
+    result, names = imported("rekey", model, "-k", old, "--new-key", new)
+    assert result.returncode == 0, result.stderr
+    assert "now open with key" in result.stderr
+    assert loaded(names, *HEAVY, "rich") == []
+    assert imported("verify", model, "-k", new)[0].returncode == 0
+    assert imported("verify", model, "-k", old)[0].returncode == 4  # the old key no longer opens
+
+
+@pytest.mark.parametrize("args", [["--version"], ["plugin-path"]])
+def test_a_reader_that_left_ends_the_run_quietly(args: list[str]):
+    # `--version` prints without click now, and `plugin-path` without rich: a closed pipe still
+    # ends either as click ends it: exit 1, nothing on stderr, no traceback.
+    result, names = imported(*args)
+    assert result.returncode == 0 and result.stdout.strip()
+    assert loaded(names, "rich") == []  # the plain paths are the ones under test
+    run = subprocess.Popen([sys.executable, "-P", "-m", "bmcrypt.cli.main", *args],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert run.stdout is not None
+    run.stdout.close()  # before the child has started: its write meets a closed pipe
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 1
+    assert stderr == ""

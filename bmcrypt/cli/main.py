@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -69,7 +70,10 @@ def _print_version(argv: list[str] | None) -> int:
     try:
         sys.stdout.write(version_line() + "\n")
         sys.stdout.flush()
-    except OSError as exc:  # stdout closed or full: the one-line error, as in `_run`
+    except BrokenPipeError:  # the reader left (`| head -0`): exit 1 quietly, as click does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:  # stdout full or gone: the one-line error, as in `_run`
         from bmcrypt.cli import failure, output
 
         return failure.bmcrypt_error(output.os_error_of(exc), argv)

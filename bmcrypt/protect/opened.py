@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bmcrypt.bmodel import decode_flatbuffer, unpack_flatbuffer
 from bmcrypt.bmodel.header import MAGIC_BYTES
@@ -68,6 +68,7 @@ class Opened:
     binary_size: int
     flatbuffer: bytes  # the plain FlatBuffer (verified)
     manifest: Manifest | None  # None for files made by `model_tool --encrypt -lib libbmcrypt.so`
+    tree: dict[str, Any]  # the FlatBuffer as the verifying walk decoded it (no generated code)
 
     @property
     def binary_offset(self) -> int:
@@ -162,9 +163,9 @@ def _open(p: Path, mm: mmap.mmap, keyring: Keyring) -> Opened:
         raise Corrupt(f"{p}: the FlatBuffer envelope has kind {e2.kind}")
     if len(fb) > MAX_FLATBUFFER_SIZE:  # the plain reader's limit (FORMAT.md §6.1)
         raise Corrupt(f"{p}: the FlatBuffer is over the 1 GiB limit")
-    decode_flatbuffer(fb)  # verify before anyone trusts an offset in it
+    tree = decode_flatbuffer(fb)  # verify before anyone trusts an offset in it
     return Opened(p, mm, len(mm), header_size, e1, keys, bytes(e1.key_block), fb_size, binary_size,
-                  fb, manifest)
+                  fb, manifest, tree)
 
 
 def _same_file(first: Header, other: Header, p: Path, what: str) -> None:

@@ -14,7 +14,7 @@ from bmcrypt.crypto import HEADER_LEN, KEY_BLOCK_OFFSET, Keyring, Secret, parse_
 from bmcrypt.errors import Tampered
 from bmcrypt.files import patch_in_place
 from bmcrypt.protect.opened import open_encrypted
-from bmcrypt.protect.region_plan import coeff_mems
+from bmcrypt.protect.region_plan import coeff_regions
 
 
 @dataclass(frozen=True)
@@ -34,15 +34,15 @@ def rekey_file(path: str | os.PathLike[str], old: Keyring, new: Secret) -> Rekey
         new_block = rewrap(opened.envelope, old, new)
         offsets = [8, opened.header_size]
         seen: set[int] = set()
-        for net, _stage, cm in coeff_mems(opened.unpack()):
-            if cm.encryptMode != 1 or cm.binaryCoeff.start in seen:
+        for net, _stage, encrypt_mode, start, size in coeff_regions(opened.tree):
+            if encrypt_mode != 1 or start in seen:
                 continue
-            seen.add(cm.binaryCoeff.start)
-            head = opened.binary(cm.binaryCoeff.start, min(HEADER_LEN, cm.binaryCoeff.size))
+            seen.add(start)
+            head = opened.binary(start, min(HEADER_LEN, size))
             header = parse_header(head, whole=False)
             if header.file_id != opened.keys.file_id or header.key_block != old_block:
                 raise Tampered(f"the weights of net {net!r} belong to another encrypted file")
-            offsets.append(opened.binary_offset + cm.binaryCoeff.start)
+            offsets.append(opened.binary_offset + start)
         old_key_id = opened.keys.key_id.hex()
     patches = [(off + KEY_BLOCK_OFFSET, old_block, new_block) for off in offsets]
     patch_in_place(path, patches)
