@@ -29,6 +29,14 @@ REKEY_FLAT = 1.2  # 1 GiB within 1.2x of 16 MiB
 PLAIN = ("from bmcrypt.cli.app import app; app.rich_markup_mode = None; "
          "app(['--help'], prog_name='bmcrypt')")
 
+TITLE = "Start-up and rekey (warm)"
+BASE = "python -c pass"
+SHOWN = {"--version": "bmcrypt --version", "--help": "bmcrypt --help",
+         "inspect": "bmcrypt inspect (32 KiB model)"}
+REKEY_SMALL, REKEY_LARGE = "bmcrypt rekey, 16MiB model", "bmcrypt rekey, 1GiB model"
+FORMATTER = "import typer.rich_utils (Typer's rich help)"
+PLAIN_HELP = "bmcrypt --help in click's plain format"
+
 
 def startup(t: Tools, runs: int, log: Log, quiet: Quiet | None = None) -> Section:
     """--version, --help, inspect of a small model and rekey (16 MiB, 1 GiB), interleaved with
@@ -46,20 +54,18 @@ def startup(t: Tools, runs: int, log: Log, quiet: Quiet | None = None) -> Sectio
             return [t.bmcrypt, "rekey", "-k", str(old), "--new-key", str(new), str(path)]
         return argv
 
-    base = Command("python -c pass", [t.python, "-c", "pass"])
-    shown = {
-        "--version": Command("bmcrypt --version", [t.bmcrypt, "--version"]),
-        "--help": Command("bmcrypt --help", [t.bmcrypt, "--help"]),
-        "inspect": Command("bmcrypt inspect (32 KiB model)", [t.bmcrypt, "inspect", str(SMALL)]),
-    }
-    rekey_small = Command("bmcrypt rekey, 16MiB model", rekey_argv(rekeyed["16MiB"]))
-    rekey_large = Command("bmcrypt rekey, 1GiB model", rekey_argv(rekeyed["1GiB"]))
-    # Evidence for --help: what Typer's rich help formatter costs to import (rich.markdown and
-    # rich.traceback with it), and the same help in click's plain format (not what ships).
-    formatter = Command("import typer.rich_utils (Typer's rich help)",
-                        [t.python, "-P", "-c", "import typer.rich_utils"])
-    plain_help = Command("bmcrypt --help in click's plain format", [t.python, "-P", "-c", PLAIN])
-    commands = [base, *shown.values(), rekey_small, rekey_large, formatter, plain_help]
+    commands = [
+        Command(BASE, [t.python, "-c", "pass"]),
+        Command(SHOWN["--version"], [t.bmcrypt, "--version"]),
+        Command(SHOWN["--help"], [t.bmcrypt, "--help"]),
+        Command(SHOWN["inspect"], [t.bmcrypt, "inspect", str(SMALL)]),
+        Command(REKEY_SMALL, rekey_argv(rekeyed["16MiB"])),
+        Command(REKEY_LARGE, rekey_argv(rekeyed["1GiB"])),
+        # Evidence for --help: what Typer's rich help formatter costs to import (rich.markdown
+        # and rich.traceback with it), and the same help in click's plain format (not shipped).
+        Command(FORMATTER, [t.python, "-P", "-c", "import typer.rich_utils"]),
+        Command(PLAIN_HELP, [t.python, "-P", "-c", PLAIN]),
+    ]
     before = loadavg()
     interleave(commands, runs, cold=False, log=log, quiet=quiet)
     after = loadavg()
@@ -68,37 +74,42 @@ def startup(t: Tools, runs: int, log: Log, quiet: Quiet | None = None) -> Sectio
         subprocess.run([t.bmcrypt, "verify", "-q", "-k", str(final_key), str(path)], check=True)
         path.unlink()
 
-    load = (before, after)
-    section = Section("Start-up and rekey (warm)", commands=commands, cold=False, runs=runs)
+    section = Section(TITLE, commands=commands, cold=False, runs=runs)
+    section.results = results({c.name: c for c in commands}, (before, after))
+    return section
+
+
+def results(by_name: dict[str, Command], load: tuple[float, float]) -> list[Result]:
+    """The section's rows from its timed commands (also from saved ones: `--from-json`)."""
+    base, shown = by_name[BASE], {key: by_name[name] for key, name in SHOWN.items()}
+    rows = []
     for key, cmd in shown.items():
         goal = f"goal {GOALS[key] * 1000:.0f} ms"
-        section.results += [
-            Result(17, f"start-up: {cmd.name} vs the interpreter alone", cmd.name, base.name,
-                   cmd.median(), base.median(), "s", None, load=load),
+        rows += [
             Result(17, f"start-up: {cmd.name} vs its goal", cmd.name, goal, cmd.median(),
                    GOALS[key], "s", 1.0, load=load),
-            # On a shared machine a command waits for a CPU; on an idle one its wall time is
-            # about its CPU time (one thread): this row is that estimate.
-            Result(17, f"evidence: {cmd.name}, CPU time (user + sys) vs its goal", cmd.name,
-                   goal, cmd.median("cpu"), GOALS[key], "s", None, load=load),
+            Result(17, f"start-up: {cmd.name} vs the interpreter alone", cmd.name, base.name,
+                   cmd.median(), base.median(), "s", None, load=load),
+            # On a shared machine a command also waits for a CPU, longer the longer it runs;
+            # the CPU times (user + sys) of both sides are what an idle core would take.
+            Result(17, f"evidence: {cmd.name} vs the interpreter alone, CPU time (user + sys)",
+                   cmd.name, base.name, cmd.median("cpu"), base.median("cpu"), "s", None,
+                   load=load),
         ]
-    section.results += [
-        Result(17, "evidence: Typer's rich help formatter, import alone", formatter.name,
-               "goal of --help 120 ms", formatter.median(), GOALS["--help"], "s", None,
+    helped, formatter, plain = shown["--help"], by_name[FORMATTER], by_name[PLAIN_HELP]
+    small, large = by_name[REKEY_SMALL], by_name[REKEY_LARGE]
+    return rows + [
+        Result(17, "evidence: importing Typer's rich help formatter, in CPU time (user + sys)",
+               formatter.name, helped.name, formatter.median("cpu"), helped.median("cpu"), "s",
+               None, load=load),
+        Result(17, "evidence: --help in click's plain format vs as shipped, CPU time",
+               plain.name, helped.name, plain.median("cpu"), helped.median("cpu"), "s", None,
                load=load),
-        Result(17, "evidence: --help in click's plain format vs its goal", plain_help.name,
-               "goal of --help 120 ms", plain_help.median(), GOALS["--help"], "s", None,
+        Result(17, "rekey flat in model size: 1GiB vs 16MiB model", large.name, small.name,
+               large.median(), small.median(), "s", REKEY_FLAT, load=load),
+        Result(17, "rekey as a command vs its goal, 1GiB model", large.name,
+               f"goal {REKEY_GOAL:.1f} s", large.median(), REKEY_GOAL, "s", 1.0, load=load),
+        Result(17, "evidence: rekey, 1GiB model, CPU time (user + sys) vs its goal", large.name,
+               f"goal {REKEY_GOAL:.1f} s", large.median("cpu"), REKEY_GOAL, "s", None,
                load=load),
     ]
-    section.results += [
-        Result(17, "rekey flat in model size: 1GiB vs 16MiB model", rekey_large.name,
-               rekey_small.name, rekey_large.median(), rekey_small.median(), "s", REKEY_FLAT,
-               load=load),
-        Result(17, "rekey as a command vs its goal, 1GiB model", rekey_large.name,
-               f"goal {REKEY_GOAL:.1f} s", rekey_large.median(), REKEY_GOAL, "s", 1.0,
-               load=load),
-        Result(17, "evidence: rekey, 1GiB model, CPU time (user + sys) vs its goal",
-               rekey_large.name, f"goal {REKEY_GOAL:.1f} s", rekey_large.median("cpu"),
-               REKEY_GOAL, "s", None, load=load),
-    ]
-    return section
