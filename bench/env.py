@@ -50,7 +50,9 @@ def prepare(work: Path) -> Tools:
     vendor = Path(subprocess.check_output([str(ROOT / "scripts" / "fetch-runtime.sh")],
                                           text=True).strip().splitlines()[-1])
     plugin = Path(subprocess.check_output(
-        [sys.executable, "-c", "from bmcrypt.plugin import plugin_path; print(plugin_path())"],
+        # -P: the installed package, not the source tree of the current directory
+        [sys.executable, "-P", "-c",
+         "from bmcrypt.plugin import plugin_path; print(plugin_path())"],
         text=True).strip())
     ciphers = ROOT / "bench" / "ciphers"
     build = cache_dir() / "build"

@@ -39,6 +39,7 @@ class ModelSpec:
 
 
 SPECS = {
+    "16MiB": ModelSpec("16MiB", 16 * MiB, 8),  # rekey's flatness: its time against 1GiB's
     "256MiB": ModelSpec("256MiB", 256 * MiB, 8),
     "1GiB": ModelSpec("1GiB", 1024 * MiB, 8),
 }

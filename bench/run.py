@@ -23,11 +23,12 @@ import env
 import models
 import report
 import sections
+import startup
 from sections import Result, Section
 from timing import Command, Quiet, Sample, can_drop_caches
 
 ROOT = models.ROOT
-SECTIONS = ("files", "throughput", "load", "share")
+SECTIONS = ("startup", "files", "throughput", "load", "share")
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -37,6 +38,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=5, help="runs per command, 256 MiB model")
     p.add_argument("--runs-large", type=int, default=3, help="runs per command, 1 GiB model")
     p.add_argument("--runs-throughput", type=int, default=3)
+    p.add_argument("--runs-startup", type=int, default=15, help="runs per start-up command")
     p.add_argument("--quick", action="store_true", help="256 MiB only, 3 runs (not for docs)")
     p.add_argument("--warm", action="store_true", help="never drop the page cache")
     p.add_argument("--busy", type=float, default=0.2,
@@ -50,6 +52,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.sizes, args.runs, args.runs_large, args.runs_throughput = "256MiB", 3, 3, 2
+        args.runs_startup = 7
     return args
 
 
@@ -69,6 +72,9 @@ def measure(args: argparse.Namespace) -> tuple[list[Section], dict[str, str]]:
         models.model_path(spec)  # build before anything is timed
     quiet = Quiet(args.busy, args.patience) if args.busy < 1 else None
     done: list[Section] = []
+    if "startup" in only:
+        _log(f"bench: start-up and rekey, {args.runs_startup} runs")
+        done.append(startup.startup(tools, args.runs_startup, _log, quiet))
     if "files" in only:
         for spec in specs:
             runs = args.runs_large if spec.weight_bytes >= 1 << 30 else args.runs

@@ -48,7 +48,7 @@ def help_text(*args: str) -> str:
 
 
 def commands() -> list[str]:
-    from bmcrypt.cli.main import app  # registers every command module
+    from bmcrypt.cli.app import app  # registers every command module
 
     names = [c.name or c.callback.__name__ for c in app.registered_commands]  # type: ignore[union-attr]
     for group in app.registered_groups:  # `license` and its commands

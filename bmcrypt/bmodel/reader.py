@@ -21,10 +21,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from bmcrypt.bmodel import _walk
-from bmcrypt.bmodel._fbs.bmodel.Model import Model, ModelT
 from bmcrypt.bmodel.header import (
     HEADER_SIZE,
     EncryptionState,
@@ -45,6 +44,9 @@ from bmcrypt.errors import (
     Truncated,
 )
 
+if TYPE_CHECKING:  # the generated code imports the flatbuffers runtime, and numpy with it
+    from bmcrypt.bmodel._fbs.bmodel.Model import Model, ModelT
+
 #: Real FlatBuffers are KiB to a few MiB; a bigger one is damage (or an attack on our RAM).
 MAX_FLATBUFFER_SIZE = 1 << 30
 #: bmcrypt's own envelope tags file bytes 8..12 with this (the envelope module owns the format).
@@ -61,11 +63,15 @@ class RawBmodel:
 
     def root(self) -> Model:
         """The generated accessor over the verified FlatBuffer."""
+        from bmcrypt.bmodel._fbs.bmodel.Model import Model
+
         return Model.GetRootAs(self.flatbuffer, 0)
 
     def unpack(self) -> ModelT:
         """The whole metadata as the generated object API (``ModelT``), ready to modify and
         re-pack with :func:`bmcrypt.bmodel.writer.pack_flatbuffer`."""
+        from bmcrypt.bmodel._fbs.bmodel.Model import ModelT
+
         try:
             return ModelT.InitFromObj(self.root())
         # Unreachable after the walker; kept so that a bug there is still one clean error.

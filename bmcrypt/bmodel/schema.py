@@ -13,21 +13,37 @@ scripts/gen-schema.sh from schemas/bmodel.fbs) and of the hostile-input walker (
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from bmcrypt.bmodel._fbs.bmodel.Binary import BinaryT
-from bmcrypt.bmodel._fbs.bmodel.CoeffMem import CoeffMemT
-from bmcrypt.bmodel._fbs.bmodel.Model import Model, ModelT
 from bmcrypt.bmodel._walk import decode as decode_flatbuffer
 
+if TYPE_CHECKING:
+    from bmcrypt.bmodel._fbs.bmodel.Binary import BinaryT
+    from bmcrypt.bmodel._fbs.bmodel.CoeffMem import CoeffMemT
+    from bmcrypt.bmodel._fbs.bmodel.Model import ModelT
+
 _GENERATED = "bmcrypt.bmodel._fbs."
+#: The generated classes load on first use: they import the flatbuffers runtime, and numpy with
+#: it, which `inspect` and every command that only reads (through ``decode_flatbuffer``) skip.
+_CLASSES = {"BinaryT": "Binary", "CoeffMemT": "CoeffMem", "ModelT": "Model"}
 
 __all__ = ["BinaryT", "CoeffMemT", "ModelT", "decode_flatbuffer", "is_schema_table",
            "unpack_flatbuffer"]
 
 
+def __getattr__(name: str) -> Any:
+    if name not in _CLASSES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{_GENERATED}bmodel.{_CLASSES[name]}"), name)
+    globals()[name] = value
+    return value
+
+
 def unpack_flatbuffer(fb: bytes) -> ModelT:
     """The object tree of a FlatBuffer that ``decode_flatbuffer`` verified."""
+    from bmcrypt.bmodel._fbs.bmodel.Model import Model, ModelT
+
     return ModelT.InitFromObj(Model.GetRootAs(fb, 0))
 
 

@@ -17,13 +17,13 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-import flatbuffers
-
-from bmcrypt.bmodel._fbs.bmodel.Binary import BinaryT
-from bmcrypt.bmodel._fbs.bmodel.Model import ModelT
 from bmcrypt.bmodel.header import HEADER_SIZE, build_header
+
+if TYPE_CHECKING:  # flatbuffers and the generated code (numpy with them) load on first use
+    from bmcrypt.bmodel._fbs.bmodel.Binary import BinaryT
+    from bmcrypt.bmodel._fbs.bmodel.Model import ModelT
 
 VENDOR_ALIGN = 4096
 _ZEROS = bytes(1 << 20)
@@ -37,6 +37,8 @@ def _round_up(n: int, align: int) -> int:
 
 def make_binary(start: int, size: int) -> BinaryT:
     """A ``Binary`` struct for the object API."""
+    from bmcrypt.bmodel._fbs.bmodel.Binary import BinaryT
+
     b = BinaryT()
     b.start, b.size = start, size
     return b
@@ -94,6 +96,8 @@ def _zeros(n: int) -> Iterator[bytes]:
 
 def pack_flatbuffer(model: ModelT) -> bytes:
     """Serialize a ``ModelT`` (generated object API) into FlatBuffer bytes."""
+    import flatbuffers
+
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder))
     return bytes(builder.Output())

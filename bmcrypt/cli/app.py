@@ -23,6 +23,7 @@ from bmcrypt.cli import (
     cmd_rekey,
     cmd_run,
 )
+from bmcrypt.cli.version import version_line
 
 app = typer.Typer(
     name="bmcrypt",
@@ -40,17 +41,6 @@ def _version(value: bool) -> None:
     if value:
         typer.echo(version_line())
         raise typer.Exit()
-
-
-def version_line() -> str:
-    """`bmcrypt 0.1.0 (file format 1, Crypto++ 8.7.0)`: cheap, the native core and one small
-    module of constants only (no numpy, no bmodel code)."""
-    import bmcrypt
-    from bmcrypt import _native
-    from bmcrypt.crypto.envelope_header import VERSION
-
-    return (f"bmcrypt {bmcrypt.__version__} (file format {VERSION}, "
-            f"Crypto++ {_native.cryptopp_version()})")
 
 
 @app.callback()

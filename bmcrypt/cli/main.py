@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -10,11 +11,11 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import NoReturn
 
-import typer
-
-from bmcrypt.cli import failure, mode, output
-from bmcrypt.cli.app import app
+from bmcrypt.cli.version import is_version_request, version_line
 from bmcrypt.errors import BmcryptError, Interrupted
+
+# Typer, rich and the commands are imported inside `main` and `_run`: `bmcrypt --version` needs
+# none of them, and start-up is most of what a small command costs (issue 17).
 
 #: The signals that stop a run: each becomes `Interrupted`, so the run unwinds like a failure.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -51,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     Never 0 unless the command finished: an interrupt exits 128 + its signal's number (130 for
     SIGINT, 143 for SIGTERM, 129 for SIGHUP) after the same clean-up a failure gets.
     """
+    if is_version_request(sys.argv[1:] if argv is None else list(argv)):
+        return _print_version(argv)
+    from bmcrypt.cli import mode, output
+
     mode.reset()
     try:
         with _signals_unwind():
@@ -60,7 +65,27 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
 
 
+def _print_version(argv: list[str] | None) -> int:
+    """What Typer's eager ``--version`` option prints, without loading Typer or rich."""
+    try:
+        sys.stdout.write(version_line() + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader left (`| head -0`): exit 1 quietly, as click does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:  # stdout full or gone: the one-line error, as in `_run`
+        from bmcrypt.cli import failure, output
+
+        return failure.bmcrypt_error(output.os_error_of(exc), argv)
+    return 0
+
+
 def _run(argv: list[str] | None) -> int:
+    import typer
+
+    from bmcrypt.cli import failure, output
+    from bmcrypt.cli.app import app
+
     try:
         returned = app(args=argv, prog_name="bmcrypt", standalone_mode=False)
     except BmcryptError as exc:

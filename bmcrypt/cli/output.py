@@ -7,16 +7,50 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bmcrypt.cli import mode
 from bmcrypt.errors import BmcryptError
 
-# Data goes to stdout, everything meant for a human reading along goes to stderr.
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    out: Console
+    err: Console
+
+# Data goes to stdout, everything meant for a human reading along goes to stderr. The rich
+# consoles `out` and `err` (styles, progress bars) are made on first use: the plain lines below
+# are written directly, so a command that prints only those never imports rich (issue 17).
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("out", "err"):
+        return _console(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _console(name: str) -> Console:
+    console = globals().get(name)
+    if console is None:
+        from rich.console import Console
+
+        console = Console(stderr=name == "err", highlight=False, soft_wrap=True)
+        globals()[name] = console
+    return console
+
+
+def _line(name: str, text: str) -> None:
+    """One plain line on stdout ("out") or stderr ("err"), as ``Console.print(text,
+    markup=False)`` wrote it. Once rich is loaded (a progress bar, inspect's styles) the console
+    prints it, so a live bar stays below the line; until then it is written directly."""
+    console = globals().get(name)
+    if console is not None:
+        console.print(text, markup=False)
+        return
+    stream: TextIO = sys.stderr if name == "err" else sys.stdout
+    stream = getattr(stream, "rich_proxied_file", stream)  # as rich's Console.file does
+    stream.write(text + "\n")  # a reader that left (EPIPE): click ends the run, exit 1
+    stream.flush()
 
 
 # C0 and C1 control characters, DEL, and the lone surrogates that stand for undecodable bytes
@@ -50,19 +84,19 @@ def print_json(obj: Any) -> None:
 
 def data(line: str) -> None:
     """A line of the command's result, on stdout (never markup; control characters escaped)."""
-    out.print(safe(line), markup=False)
+    _line("out", safe(line))
 
 
 def error(exc: BmcryptError) -> None:
     """The one-line error with its hint, age-style: `bmcrypt: error: …` then `bmcrypt: hint: …`."""
-    err.print(f"bmcrypt: error: {safe(exc.message)}", markup=False)
+    _line("err", f"bmcrypt: error: {safe(exc.message)}")
     if exc.hint:
-        err.print(f"bmcrypt: hint: {safe(exc.hint)}", markup=False)
+        _line("err", f"bmcrypt: hint: {safe(exc.hint)}")
 
 
 def warning(message: str) -> None:
     """Something the user must know although the command succeeded: `bmcrypt: warning: …`."""
-    err.print(f"bmcrypt: warning: {safe(message)}", markup=False)
+    _line("err", f"bmcrypt: warning: {safe(message)}")
 
 
 def os_error_of(exc: OSError) -> BmcryptError:
@@ -82,7 +116,7 @@ def note(message: str) -> None:
     characters escaped)."""
     if mode.current.quiet:
         return
-    err.print(safe(message), markup=False)
+    _line("err", safe(message))
 
 
 def on_terminal() -> bool:
@@ -113,7 +147,7 @@ def progress_bars() -> Iterator[Callable[[str, int], Callable[[int], None] | Non
 
     columns = (TextColumn("{task.description:<8}"), BarColumn(), DownloadColumn(),
                TransferSpeedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True) as bars:
+    with Progress(*columns, console=_console("err"), transient=True) as bars:
 
         def factory(what: str, total: int) -> Callable[[int], None] | None:
             if total < PROGRESS_MIN_BYTES:

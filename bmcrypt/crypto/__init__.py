@@ -17,29 +17,28 @@ Typical use::
     blob = seal(keys, Kind.WEIGHTS, weights)
     plain = unseal(blob, [UserKey(k)])              # or unseal(blob, keys)
 """
+from __future__ import annotations
 
-from bmcrypt.crypto.envelope import Sealer, Unsealer, seal, unseal
-from bmcrypt.crypto.envelope_header import (
-    DEFAULT_SEG_LOG2,
-    HEADER_LEN,
-    KEY_BLOCK_LEN,
-    KEY_BLOCK_OFFSET,
-    MAX_HEADER_LEN,
-    MAX_PLAINTEXT_LEN,
-    Header,
-    Kind,
-    envelope_length,
-    parse_header,
-)
-from bmcrypt.crypto.filekeys import FileKeys, Keyring, new_file, open_file_keys, rewrap
-from bmcrypt.crypto.kdf import KeySource, Passphrase, Rng, ScryptParams, UserKey, wipe
-from bmcrypt.crypto.keyarea import DEFAULT_SLOTS, KeyArea, Stanza, StanzaType, parse_key_area
-from bmcrypt.crypto.keyblock import KeyBlock, parse_key_block
-from bmcrypt.crypto.secret import Secret
-from bmcrypt.crypto.x25519 import Identity, Recipient
+import importlib
+from typing import TYPE_CHECKING, Any
 
-#: The version-1 name of `open_file_keys`.
-open_key_block = open_file_keys
+# Names are imported on first use: `bmcrypt --version` and `inspect` read one constant or a
+# header, and need neither hashlib nor the key derivations (issue 17, start-up).
+_HOME = {
+    "envelope": ("Sealer", "Unsealer", "seal", "unseal"),
+    "envelope_header": ("DEFAULT_SEG_LOG2", "HEADER_LEN", "KEY_BLOCK_LEN", "KEY_BLOCK_OFFSET",
+                        "MAX_HEADER_LEN", "MAX_PLAINTEXT_LEN", "Header", "Kind",
+                        "envelope_length", "parse_header"),
+    "filekeys": ("FileKeys", "Keyring", "new_file", "open_file_keys", "rewrap"),
+    "kdf": ("KeySource", "Passphrase", "Rng", "ScryptParams", "UserKey", "wipe"),
+    "keyarea": ("DEFAULT_SLOTS", "KeyArea", "Stanza", "StanzaType", "parse_key_area"),
+    "keyblock": ("KeyBlock", "parse_key_block"),
+    "secret": ("Secret",),
+    "x25519": ("Identity", "Recipient"),
+}
+_WHERE = {name: module for module, names in _HOME.items() for name in names}
+#: Version-1 names kept for callers: `open_key_block` is `open_file_keys`.
+_ALIASES = {"open_key_block": "open_file_keys"}
 
 __all__ = [
     "DEFAULT_SEG_LOG2", "DEFAULT_SLOTS", "HEADER_LEN", "KEY_BLOCK_LEN", "KEY_BLOCK_OFFSET",
@@ -49,3 +48,40 @@ __all__ = [
     "envelope_length", "new_file", "open_file_keys", "open_key_block", "parse_header",
     "parse_key_area", "parse_key_block", "rewrap", "seal", "unseal", "wipe",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(_ALIASES.get(name, name))
+    if module is None:
+        raise AttributeError(f"module 'bmcrypt.crypto' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"bmcrypt.crypto.{module}"), _ALIASES.get(name, name))
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from bmcrypt.crypto.envelope import Sealer, Unsealer, seal, unseal
+    from bmcrypt.crypto.envelope_header import (
+        DEFAULT_SEG_LOG2,
+        HEADER_LEN,
+        KEY_BLOCK_LEN,
+        KEY_BLOCK_OFFSET,
+        MAX_HEADER_LEN,
+        MAX_PLAINTEXT_LEN,
+        Header,
+        Kind,
+        envelope_length,
+        parse_header,
+    )
+    from bmcrypt.crypto.filekeys import FileKeys, Keyring, new_file, open_file_keys, rewrap
+    from bmcrypt.crypto.kdf import KeySource, Passphrase, Rng, ScryptParams, UserKey, wipe
+    from bmcrypt.crypto.keyarea import DEFAULT_SLOTS, KeyArea, Stanza, StanzaType, parse_key_area
+    from bmcrypt.crypto.keyblock import KeyBlock, parse_key_block
+    from bmcrypt.crypto.secret import Secret
+    from bmcrypt.crypto.x25519 import Identity, Recipient
+
+    open_key_block = open_file_keys

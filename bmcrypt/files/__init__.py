@@ -12,13 +12,24 @@ A typical change of a model, as the CLI does it::
 docs/backups.md describes the on-disk conventions and what survives which crash.
 """
 
-from .atomic import atomic_write
-from .backup import BackupResult, backup_path_for, make_backup, restore_backup, verify_backup
-from .cleanup import cleanup_stale_temps
-from .hashing import Progress, sha256_file
-from .journal import Patch, RecoveryOutcome, journal_path, patch_in_place, recover_journal
-from .locking import file_lock, lock_path
-from .sha256sum import manifest_path
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Names are imported on first use: a command that only opens a file (`inspect`, `verify`) needs
+# neither the backup code nor its thread pool (issue 17, start-up).
+_HOME = {
+    "atomic": ("atomic_write",),
+    "backup": ("BackupResult", "backup_path_for", "make_backup", "restore_backup",
+               "verify_backup"),
+    "cleanup": ("cleanup_stale_temps",),
+    "hashing": ("Progress", "sha256_file"),
+    "journal": ("Patch", "RecoveryOutcome", "journal_path", "patch_in_place", "recover_journal"),
+    "locking": ("file_lock", "lock_path"),
+    "sha256sum": ("manifest_path",),
+}
+_WHERE = {name: module for module, names in _HOME.items() for name in names}
 
 __all__ = [
     "BackupResult",
@@ -39,3 +50,26 @@ __all__ = [
     "sha256_file",
     "verify_backup",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bmcrypt.files' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"bmcrypt.files.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from .atomic import atomic_write
+    from .backup import BackupResult, backup_path_for, make_backup, restore_backup, verify_backup
+    from .cleanup import cleanup_stale_temps
+    from .hashing import Progress, sha256_file
+    from .journal import Patch, RecoveryOutcome, journal_path, patch_in_place, recover_journal
+    from .locking import file_lock, lock_path
+    from .sha256sum import manifest_path

@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from bmcrypt.bmodel import ModelT, decode_flatbuffer, unpack_flatbuffer
+from bmcrypt.bmodel import decode_flatbuffer, unpack_flatbuffer
 from bmcrypt.bmodel.header import MAGIC_BYTES
 from bmcrypt.bmodel.reader import MAX_FLATBUFFER_SIZE
 from bmcrypt.crypto import (
@@ -40,6 +41,9 @@ from bmcrypt.files.opening import open_input_file
 from bmcrypt.protect.container import ENVELOPE_MAGIC, MIN_HEADER_SIZE, TAIL_LEN
 from bmcrypt.protect.manifest import Manifest, parse_manifest
 from bmcrypt.protect.restore import RestoreRecord, parse_restore_record
+
+if TYPE_CHECKING:  # the generated classes (and numpy) load only when a command rewrites
+    from bmcrypt.bmodel import ModelT
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,7 @@ class Opened:
     binary_size: int
     flatbuffer: bytes  # the plain FlatBuffer (verified)
     manifest: Manifest | None  # None for files made by `model_tool --encrypt -lib libbmcrypt.so`
+    tree: dict[str, Any]  # the FlatBuffer as the verifying walk decoded it (no generated code)
     restore: RestoreRecord | None = None  # version 2: how to rebuild the original exactly
 
     @property
@@ -176,9 +181,9 @@ def _open(p: Path, mm: mmap.mmap, keyring: Keyring) -> Opened:
         raise Corrupt(f"{p}: the FlatBuffer envelope has kind {e2.kind}")
     if len(fb) > MAX_FLATBUFFER_SIZE:  # the plain reader's limit (FORMAT.md §6.1)
         raise Corrupt(f"{p}: the FlatBuffer is over the 1 GiB limit")
-    decode_flatbuffer(fb)  # verify before anyone trusts an offset in it
+    tree = decode_flatbuffer(fb)  # verify before anyone trusts an offset in it
     return Opened(p, mm, len(mm), header_size, e1, keys, bytes(e1.key_block), fb_size, binary_size,
-                  fb, manifest, record)
+                  fb, manifest, tree, record)
 
 
 def _same_file(keys: FileKeys, other: Header, p: Path, what: str) -> None:

@@ -15,10 +15,13 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bmcrypt.bmodel import BinaryT, CoeffMemT, ModelT, is_schema_table
+from bmcrypt.bmodel import is_schema_table
 from bmcrypt.errors import AlreadyEncrypted, Corrupt
+
+if TYPE_CHECKING:  # the generated classes load on first use: they import numpy (issue 17)
+    from bmcrypt.bmodel import BinaryT, CoeffMemT, ModelT
 
 ALIGN = 4096
 
@@ -74,6 +77,8 @@ def walk_binaries(model: ModelT) -> Iterator[tuple[Any, str, BinaryT]]:
     Generic over the generated object API, so a field added to the schema is never forgotten.
     Vectors of structs (e.g. sdma_commands) are reported with attribute "name[i]".
     """
+    from bmcrypt.bmodel import BinaryT
+
     stack: list[Any] = [model]
     while stack:
         obj = stack.pop()
@@ -97,6 +102,19 @@ def coeff_mems(model: ModelT) -> Iterator[tuple[str, int, CoeffMemT]]:
         for stage, param in enumerate(net.parameter or []):
             if param.coeffMem is not None and param.coeffMem.binaryCoeff is not None:
                 yield name, stage, param.coeffMem
+
+
+def coeff_regions(tree: dict[str, Any]) -> Iterator[tuple[str, int, int, int, int]]:
+    """(net name, stage index, encrypt_mode, start, size) of every stage's weights, as
+    `coeff_mems` finds them, from the tree ``decode_flatbuffer`` verified and returned: what
+    only reads the metadata needs neither the generated code nor numpy (issue 17)."""
+    for net in tree["net"] or ():
+        name = _text(net["name"])
+        for stage, param in enumerate(net["parameter"] or ()):
+            cm = param["coeff_mem"]
+            if cm is not None and cm["binary_coeff"] is not None:
+                start, size = cm["binary_coeff"]
+                yield name, stage, cm["encrypt_mode"], start, size
 
 
 def _text(value: str | bytes | None) -> str:

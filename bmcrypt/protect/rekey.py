@@ -34,7 +34,7 @@ from bmcrypt.crypto.keyarea import RecipientLike, Stanza
 from bmcrypt.errors import BmcryptError, SlotsFull, Tampered, UsageError, WrongKey
 from bmcrypt.files import patch_in_place
 from bmcrypt.protect.opened import Opened, open_encrypted
-from bmcrypt.protect.region_plan import coeff_mems
+from bmcrypt.protect.region_plan import coeff_regions
 
 E1_OFFSET = 8  # E₁ starts after the clear magic and header_size
 
@@ -101,15 +101,16 @@ def _weight_envelopes(opened: Opened, old_block: bytes) -> list[int]:
     """File offsets of the v1 weight envelopes, each checked to be of this file."""
     offsets: list[int] = []
     seen: set[int] = set()
-    for net, _stage, cm in coeff_mems(opened.unpack()):
-        if cm.encryptMode != 1 or cm.binaryCoeff.start in seen:
+    # The tree the verifying walk decoded: no generated code, no numpy (issue 17, start-up).
+    for net, _stage, encrypt_mode, start, size in coeff_regions(opened.tree):
+        if encrypt_mode != 1 or start in seen:
             continue
-        seen.add(cm.binaryCoeff.start)
-        head = opened.binary(cm.binaryCoeff.start, min(HEADER_LEN, cm.binaryCoeff.size))
+        seen.add(start)
+        head = opened.binary(start, min(HEADER_LEN, size))
         header = parse_header(head, whole=False)
         if header.file_id != opened.keys.file_id or header.key_block != old_block:
             raise Tampered(f"the weights of net {net!r} belong to another encrypted file")
-        offsets.append(opened.binary_offset + cm.binaryCoeff.start)
+        offsets.append(opened.binary_offset + start)
     return offsets
 
 
