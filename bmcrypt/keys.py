@@ -57,7 +57,7 @@ def generate_key_file(path: PathArg, *, rng: Rng | None = None,
     key = UserKey(k)
     created = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     text = f"{KEY_FILE_MAGIC}\n# key id {key.key_id_hex}, created {created}\nkey: {k.hex()}\n"
-    _write_secret_file(path, text.encode("ascii"))
+    write_secret_file(path, text.encode("ascii"))
     return key
 
 
@@ -67,11 +67,14 @@ def generate_identity_file(path: PathArg, *, rng: Rng | None = None) -> Identity
     fsynced, never over an existing file."""
     identity = Identity((rng or secrets.token_bytes)(KEY_LEN))
     body = IDENTITY_MAGIC + identity._secret_bytes()
-    _write_secret_file(path, body + hashlib.sha256(body).digest()[:24])
+    write_secret_file(path, body + hashlib.sha256(body).digest()[:24])
     return identity
 
 
-def _write_secret_file(path: PathArg, content: bytes) -> None:
+def write_secret_file(path: PathArg, content: bytes) -> None:
+    """Create `path` with `content`: exclusively (never over an existing file or through a
+    link), mode 0600, written in full and fsynced with its directory; nothing left on failure.
+    Every secret file of bmcrypt is written here (key, identity and signing key files)."""
     where = os.fspath(path)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:

@@ -67,8 +67,10 @@ def rekey(
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
-    """Change who opens files: a new key, recipients added or removed (no weight is
-    re-encrypted), or a fresh data key (--rotate-data-key)."""
+    """Change who opens files: a new key, added or removed recipients, or a fresh data key.
+
+    A new key and recipient changes rewrite key material only: no weight is re-encrypted or
+    moved. --rotate-data-key re-encrypts everything under a fresh data key."""
     from bmcrypt import workflow
 
     paths = batch.expand(models, recursive)

@@ -19,10 +19,9 @@ import os
 import secrets
 import stat
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from bmcrypt.errors import KeyFileError
-from bmcrypt.files.paths import fsync_dir
+from bmcrypt.keys import write_secret_file
 
 SIGNING_KEY_MAGIC = b"BMCRYPT-ED25519-"
 SIGNING_KEY_FILE_LEN = 72
@@ -86,7 +85,7 @@ def generate_signing_key_file(path: PathArg) -> SigningKey:
     """
     key = SigningKey(secrets.token_bytes(32))
     body = SIGNING_KEY_MAGIC + key.seed
-    _write_new_secret_file(os.fspath(path), body + hashlib.sha256(body).digest()[:24])
+    write_secret_file(path, body + hashlib.sha256(body).digest()[:24])
     return key
 
 
@@ -129,31 +128,6 @@ def _parse_signing_key(data: bytes, where: str) -> SigningKey:
         raise KeyFileError(f"signing key file {where} is damaged (its checksum differs)",
                            hint="restore it from its backup")
     return SigningKey(bytes(body[16:48]))
-
-
-def _write_new_secret_file(where: str, data: bytes) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
-        fd = os.open(where, flags, 0o600)
-    except FileExistsError:
-        raise KeyFileError(f"{where} already exists; a key file is never overwritten",
-                           hint="choose another path") from None
-    except OSError as exc:
-        raise KeyFileError(f"cannot create key file {where}: {_reason(exc)}",
-                           hint="check that the directory exists and is writable") from None
-    try:
-        os.fchmod(fd, 0o600)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    except OSError as exc:
-        os.close(fd)
-        os.unlink(where)
-        raise KeyFileError(f"cannot write key file {where}: {_reason(exc)}",
-                           hint="check free disk space") from None
-    os.close(fd)
-    fsync_dir(Path(os.path.abspath(where)).parent)
 
 
 def _reason(exc: OSError) -> str:
