@@ -350,3 +350,47 @@ def test_the_vendor_decrypt_lib_path_takes_licences_from_the_environment(
     assert load("valid") == "loaded mlp 0"
     # the runtime's callback thread set the error; this thread sees only that the load failed
     assert load("expired").startswith("refused")
+
+
+STRIP_CHILD = r"""
+import ctypes, struct, sys
+from bmcrypt.crypto import parse_header
+from bmcrypt.crypto.envelope_header import envelope_length
+lib = ctypes.CDLL(sys.argv[1])
+lib.bmcrypt_register_key_file.argtypes = [ctypes.c_char_p]
+lib.bmcrypt_register_key_file.restype = ctypes.c_bool
+lib.decrypt.argtypes = [ctypes.c_char_p, ctypes.c_uint64, ctypes.POINTER(ctypes.c_uint64)]
+lib.decrypt.restype = ctypes.c_void_p
+lib.bmcrypt_last_error.restype = ctypes.c_char_p
+data = open(sys.argv[2], "rb").read()
+assert lib.bmcrypt_register_key_file(sys.argv[3].encode())
+(header_size,) = struct.unpack_from("<I", data, 4)
+e1 = bytearray(data[8:header_size])
+h2 = parse_header(data[header_size:header_size + 8192], whole=False)
+e2 = data[header_size:header_size + envelope_length(h2.plaintext_len, h2.seg_log2,
+                                                   header_len=h2.header_len)]
+e1[68:104] = bytes(36)  # the licence policy and key stripped from E1's public header
+
+def decrypt(envelope):
+    n = ctypes.c_uint64(0)
+    out = lib.decrypt(bytes(envelope), len(envelope), ctypes.byref(n))
+    return ("plaintext" if out else "refused", lib.bmcrypt_last_error_code())
+
+print(*decrypt(e1))
+print(*decrypt(e2))
+"""
+
+
+def test_a_stripped_licence_policy_leaves_no_data_key_behind(vendor: Vendor):
+    # FORMAT.md §8.5: E₂ and the weights open only with the DK of an E₁ that passed. An E₁ whose
+    # policy was cleared fails its own authentication; its DK must not serve the E₂ after it.
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BMCRYPT_")}
+    result = subprocess.run([sys.executable, "-c", STRIP_CHILD, str(plugin_path()),
+                             str(vendor.model), str(vendor.key)], capture_output=True, text=True,
+                            env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.split("\n")[:2]
+    assert first.startswith("refused"), result.stdout
+    assert second.startswith("refused"), result.stdout

@@ -94,7 +94,7 @@ class FileVerifier {
   // §6 step 2: key, unwrap, decrypt E1.
   void open_header_tail() {
     // Version 2: the only unwrap (and licence check) of the file; E2 and E3 use this DK.
-    dk_ = ring_.data_key(e1_);
+    dk_ = ring_.data_key(e1_, file_.sub(8, header_size_ - 8));
     SecretBytes tail(kHeaderTailSize);
     open_envelope(e1_, file_.sub(8, header_size_ - 8), dk_, tail.data());
     tail_ = parse_header_tail(tail.data());

@@ -116,7 +116,7 @@ uint8_t* callback_decrypt(const uint8_t* in, uint64_t in_len, uint64_t* out_len)
       throw Error(Errc::corrupt, "no manifest after the FlatBuffer");
     // A version 2 E1 keeps its DK in the ring for the E2 and E3 that follow (and passes the
     // licence check first when its policy demands one).
-    const SecretBytes dk = callback_keyring().data_key(h);
+    const SecretBytes dk = callback_keyring().data_key(h, envelope);
     MallocBuffer out(h.plaintext_len);
     open_envelope(h, envelope, dk, out.get());
     if (h.kind == Kind::header_tail) parse_header_tail(out.get());

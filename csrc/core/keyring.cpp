@@ -145,7 +145,7 @@ std::vector<const SecretBytes*> KeyRing::candidates(const KeyBlock& block) {
   return keys;
 }
 
-SecretBytes KeyRing::data_key(const EnvelopeHeader& h) {
+SecretBytes KeyRing::data_key(const EnvelopeHeader& h, ByteView envelope) {
   if (h.version != kFormatVersion2) return data_key_v1(h);
   if (h.kind != Kind::header_tail) return file_dk_v2(h);
   SecretBytes dk = open_key_area(h);
@@ -160,6 +160,11 @@ SecretBytes KeyRing::data_key(const EnvelopeHeader& h) {
                   "unsupported: licence required (this build of bmcrypt cannot check licences)");
     check(h, *this);  // outside mu_: the check may ask the ring
   }
+  // E1's public header (its policy and licence key included) is authenticated by E1's own
+  // segments: a DK kept before that would open the file's E2 and E3 behind a forged E1 (one
+  // whose licence policy was stripped, say).
+  SecretBytes scratch(size_t(h.plaintext_len));
+  open_envelope(h, envelope, dk, scratch.data());
   keep_file_dk(h, dk);
   return dk;
 }

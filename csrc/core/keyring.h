@@ -39,8 +39,9 @@ class KeyRing {
   // wrong_key (no registered key matches; in version 2 also an E2/E3 of a file whose E1 this
   // ring has not opened), tampered (the key block or a stanza was altered, or an E2/E3 with
   // another dk_check than its E1's). For a version 2 E1 whose policy requires a licence, the
-  // licence check runs before DK is returned or kept.
-  SecretBytes data_key(const EnvelopeHeader& header);
+  // licence check runs before DK is returned or kept, and DK is kept for the E2 and E3 that
+  // follow only once `envelope` (the E1 `header` was parsed from) authenticates under it.
+  SecretBytes data_key(const EnvelopeHeader& header, ByteView envelope);
 
   // Called with a version 2 E1 that demands a licence, after its DK was unwrapped and before it
   // is used; throws to refuse. Set once by the licence code; unset, such files are refused.

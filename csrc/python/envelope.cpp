@@ -111,7 +111,7 @@ py::bytes open_with(const py::buffer& envelope, const FileKeys* keys) {
   }
   return make_bytes(size_t(h->plaintext_len), [&](uint8_t* out) {
     if (keys && !of_file(*h, *keys)) throw Error(Errc::wrong_key, "the envelope belongs to another file");
-    const SecretBytes dk = keys ? keys->dk : global_keyring().data_key(*h);
+    const SecretBytes dk = keys ? keys->dk : global_keyring().data_key(*h, in.view());
     open_envelope(*h, in.view(), dk, out);
   });
 }
@@ -126,7 +126,7 @@ size_t open_into(const py::buffer& envelope, const py::buffer& out, const FileKe
     throw Error(Errc::bad_argument, "the output buffer is too small: " +
                                         std::to_string(h.plaintext_len) + " bytes needed");
   if (keys && !of_file(h, *keys)) throw Error(Errc::wrong_key, "the envelope belongs to another file");
-  open_envelope(h, in.view(), keys ? keys->dk : global_keyring().data_key(h), o.data());
+  open_envelope(h, in.view(), keys ? keys->dk : global_keyring().data_key(h, in.view()), o.data());
   return size_t(h.plaintext_len);
 }
 

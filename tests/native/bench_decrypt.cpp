@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
   std::vector<uint8_t> plain(n, 0x5a), env(envelope_size(n, kDefaultSegLog2)), out(n);
   seal_envelope(keys, Kind::weights, ByteView(plain.data(), n), env.data());
   const EnvelopeHeader h = parse_envelope(ByteView(env.data(), env.size()));
-  const SecretBytes dk = ring.data_key(h);
+  const SecretBytes dk = ring.data_key(h, ByteView(env.data(), env.size()));
   std::memset(out.data(), 1, n);  // fault the pages in before timing
 
   std::printf("envelope: %zu MiB plaintext, %llu segments of 1 MiB, %u hardware threads\n", mib,

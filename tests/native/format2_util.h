@@ -44,7 +44,7 @@ inline EnvelopeHeader parsed(const Bytes& env) { return parse_envelope(ByteView(
 inline Errc open_code(KeyRing& ring, const Bytes& env, Bytes* out = nullptr, std::string* message = nullptr) {
   return code_of([&] {
     const EnvelopeHeader h = parsed(env);
-    const SecretBytes dk = ring.data_key(h);
+    const SecretBytes dk = ring.data_key(h, ByteView(env.data(), env.size()));
     Bytes plain(size_t(h.plaintext_len));
     open_envelope(h, ByteView(env.data(), env.size()), dk, plain.data());
     if (out) *out = plain;

@@ -72,10 +72,10 @@ void test_segment_boundaries() {
       CHECK(env.size() == 152 + n + 16 * std::max<size_t>(1, (n + s - 1) / s));
       const EnvelopeHeader h = parse_envelope(ByteView(env.data(), env.size()));
       std::vector<uint8_t> out(n + 1, 0xee);
-      open_envelope(h, ByteView(env.data(), env.size()), ring.data_key(h), out.data());
+      open_envelope(h, ByteView(env.data(), env.size()), ring.data_key(h, ByteView(env.data(), env.size())), out.data());
       CHECK_MSG(std::equal(pt.begin(), pt.end(), out.begin()) && out[n] == 0xee, "size " + std::to_string(n));
       std::vector<uint8_t> streamed;
-      stream_envelope(h, ByteView(env.data(), env.size()), ring.data_key(h),
+      stream_envelope(h, ByteView(env.data(), env.size()), ring.data_key(h, ByteView(env.data(), env.size())),
                       [&](const uint8_t* p, size_t k) { streamed.insert(streamed.end(), p, p + k); });
       CHECK_MSG(streamed == pt, "streamed size " + std::to_string(n));
     }
@@ -93,7 +93,7 @@ void test_parallel_failure_wipes_everything() {
     env[152 + segment * (4096 + 16) + 100] ^= 0x40;
     const EnvelopeHeader h = parse_envelope(ByteView(env.data(), env.size()));
     std::vector<uint8_t> out(pt.size(), 0xee);
-    CHECK(code_of([&] { open_envelope(h, ByteView(env.data(), env.size()), ring.data_key(h), out.data()); }) ==
+    CHECK(code_of([&] { open_envelope(h, ByteView(env.data(), env.size()), ring.data_key(h, ByteView(env.data(), env.size())), out.data()); }) ==
           Errc::tampered);
     CHECK_MSG(all_zero(out.data(), out.size()), "output not wiped after segment " + std::to_string(segment));
   }
@@ -108,18 +108,18 @@ void test_keyring() {
   const EnvelopeHeader h = parse_envelope(ByteView(env.data(), env.size()));
 
   KeyRing ring;
-  CHECK(code_of([&] { ring.data_key(h); }) == Errc::no_key);
+  CHECK(code_of([&] { ring.data_key(h, ByteView(env.data(), env.size())); }) == Errc::no_key);
   ring.add_key(key_a().k.data());
-  CHECK(code_of([&] { ring.data_key(h); }) == Errc::wrong_key);
-  CHECK(message_of([&] { ring.data_key(h); }).find("key id") != std::string::npos);
+  CHECK(code_of([&] { ring.data_key(h, ByteView(env.data(), env.size())); }) == Errc::wrong_key);
+  CHECK(message_of([&] { ring.data_key(h, ByteView(env.data(), env.size())); }).find("key id") != std::string::npos);
   ring.add_passphrase("not this one");
-  CHECK(code_of([&] { ring.data_key(h); }) == Errc::wrong_key);
+  CHECK(code_of([&] { ring.data_key(h, ByteView(env.data(), env.size())); }) == Errc::wrong_key);
   ring.add_key(key_b().k.data());
-  CHECK(code_of([&] { ring.data_key(h); }) == Errc::ok);
-  CHECK(std::memcmp(ring.data_key(h).data(), file_b.dk.data(), 32) == 0);
+  CHECK(code_of([&] { ring.data_key(h, ByteView(env.data(), env.size())); }) == Errc::ok);
+  CHECK(std::memcmp(ring.data_key(h, ByteView(env.data(), env.size())).data(), file_b.dk.data(), 32) == 0);
   ring.clear();
   CHECK(ring.empty());
-  CHECK(code_of([&] { ring.data_key(h); }) == Errc::no_key);
+  CHECK(code_of([&] { ring.data_key(h, ByteView(env.data(), env.size())); }) == Errc::no_key);
 
   // Passphrases: the writer's key gets a fresh salt each time; the reader derives it per salt.
   KeyRing pass;
@@ -130,11 +130,11 @@ void test_keyring() {
   const FileKeys file_p = new_file_keys(w1);
   const auto penv = seal(file_p, Kind::generic, pattern(10, 4));
   const EnvelopeHeader ph = parse_envelope(ByteView(penv.data(), penv.size()));
-  CHECK(std::memcmp(pass.data_key(ph).data(), file_p.dk.data(), 32) == 0);
+  CHECK(std::memcmp(pass.data_key(ph, ByteView(penv.data(), penv.size())).data(), file_p.dk.data(), 32) == 0);
   KeyRing wrong;
   wrong.add_passphrase("correct horse.");
   wrong.add_key(key_a().k.data());
-  CHECK(code_of([&] { wrong.data_key(ph); }) == Errc::wrong_key);
+  CHECK(code_of([&] { wrong.data_key(ph, ByteView(penv.data(), penv.size())); }) == Errc::wrong_key);
 }
 
 void test_key_files() {
@@ -249,7 +249,7 @@ void test_verify(const std::string& fixture) {
   const uint32_t header_size = load_le32(file.data() + 4);
   const EnvelopeHeader e1 = parse_envelope(ByteView(file.data() + 8, header_size - 8));
   std::vector<uint8_t> tail(56);
-  open_envelope(e1, ByteView(file.data() + 8, header_size - 8), ring.data_key(e1), tail.data());
+  open_envelope(e1, ByteView(file.data() + 8, header_size - 8), ring.data_key(e1, ByteView(file.data() + 8, header_size - 8)), tail.data());
   const uint32_t fb_size = load_le32(tail.data());
   const uint64_t bin_off = header_size + fb_size;
 
