@@ -507,3 +507,24 @@ print(json.dumps(out))
         else:
             assert message.endswith(f"{path} is not a regular file"), message
         assert status in (E_IO, 9), (path, status)  # 9: BMCRYPT_E_KEY_FILE
+
+
+def test_a_version_1_envelope_in_a_version_2_file_gets_one_verdict(mlp: Sealed, key: Path,
+                                                                   clib: CLibrary,
+                                                                   tmp_path: Path) -> None:
+    # FORMAT.md §8: every envelope of one file has the same version. A key holder seals E₂ as a
+    # version-1 envelope of the same file_id and DK (its own key block): every tag verifies.
+    from bmcrypt.crypto.keyblock import wrap_v1
+
+    keys = mlp.keys
+    dk = keys._dk  # a key holder's forgery
+    v1 = FileKeys(keys.file_id, wrap_v1(load_key_file(key), keys.file_id, dk), dk)
+    manifest = Manifest(len(mlp.flatbuffer), mlp.manifest.clear_len, mlp.manifest.clear_digest,
+                        restore_len=len(mlp.restore), version=2)
+    e2 = bytes(seal(v1, Kind.FLATBUFFER, mlp.flatbuffer + mlp.restore + manifest.pack()))
+    e1 = seal(keys, Kind.HEADER_TAIL, pack_tail(len(e2), len(mlp.binary)))
+    path = tmp_path / "mixed.bmodel"
+    path.write_bytes(b"\xee\xaa\x55\xff" + struct.pack("<I", 8 + len(e1)) + e1 + e2 + mlp.binary)
+    py_code, py_message = python_verdict(path, key)
+    c_code, c_message = clib.verify(path)
+    assert (py_code, c_code) == (E_CORRUPT, E_CORRUPT), (py_message, c_message)

@@ -187,6 +187,8 @@ def _open(p: Path, mm: mmap.mmap, keyring: Keyring) -> Opened:
 
 
 def _same_file(keys: FileKeys, other: Header, p: Path, what: str) -> None:
+    if other.version != keys.version:  # FORMAT.md §8: one version per file (as the C verifier)
+        raise Corrupt(f"{p}: {what}: the file mixes envelopes of format versions 1 and 2")
     if not keys.owns(other):
         raise Tampered(f"{p}: {what} belongs to another encrypted file")
 

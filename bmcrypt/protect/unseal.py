@@ -241,6 +241,9 @@ def _envelope_header(opened: Opened, piece: Piece) -> Header:
     header.check_length(piece.src_size)
     if header.kind not in (Kind.WEIGHTS, Kind.GENERIC):
         raise Corrupt(f"the weights of net {net!r} are not a weight envelope")
+    if header.version != opened.keys.version:  # FORMAT.md §8: one version per file
+        raise Corrupt(f"the weights of net {net!r}: the file mixes envelopes of format "
+                      "versions 1 and 2")
     if not opened.keys.owns(header):
         raise Tampered(f"the weights of net {net!r} belong to another encrypted file")
     if header.plaintext_len != piece.plain_size:
