@@ -88,6 +88,10 @@ def test_signing_key_file_is_private_never_overwritten_and_round_trips(tmp_path:
     assert len(path.read_bytes()) == 72 and path.read_bytes().startswith(b"BMCRYPT-ED25519-")
     assert load_signing_key(path).public_key == key.public_key
     assert key.seed.hex() not in repr(key) + str(key)
+    import pickle
+
+    with pytest.raises(TypeError, match="cannot be pickled"):  # it would carry the seed
+        pickle.dumps(key)
     with pytest.raises(KeyFileError, match="never overwritten"):
         generate_signing_key_file(path)
 

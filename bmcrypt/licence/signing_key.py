@@ -19,6 +19,7 @@ import os
 import secrets
 import stat
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from bmcrypt.errors import KeyFileError
 from bmcrypt.keys import write_secret_file
@@ -60,6 +61,9 @@ class SigningKey:
 
     def __str__(self) -> str:
         return f"signing key {self.public_string}"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a SigningKey cannot be pickled (it would carry the seed)")
 
 
 def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> bool:
