@@ -528,3 +528,21 @@ def test_a_version_1_envelope_in_a_version_2_file_gets_one_verdict(mlp: Sealed, 
     py_code, py_message = python_verdict(path, key)
     c_code, c_message = clib.verify(path)
     assert (py_code, c_code) == (E_CORRUPT, E_CORRUPT), (py_message, c_message)
+
+
+def test_a_header_envelope_of_another_length_gets_one_verdict(mlp: Sealed, key: Path,
+                                                              clib: CLibrary,
+                                                              tmp_path: Path) -> None:
+    # E₁'s plaintext is the 56-byte tail (FORMAT.md §2); an E₁ that says 57 (one byte more in
+    # the file, header_size to match) is refused before any key is tried, by both readers.
+    path = tmp_path / "e1_57.bmodel"
+    mlp.reseal(mlp.flatbuffer, path, bytes(mlp.restore))
+    data = bytearray(path.read_bytes())
+    header_size = struct.unpack_from("<I", data, 4)[0]
+    struct.pack_into("<Q", data, 8 + 8, 57)
+    data[header_size:header_size] = b"\0"
+    struct.pack_into("<I", data, 4, header_size + 1)
+    path.write_bytes(data)
+    py_code, py_message = python_verdict(path, key)
+    c_code, c_message = clib.verify(path)
+    assert (py_code, c_code) == (E_CORRUPT, E_CORRUPT), (py_message, c_message)

@@ -150,6 +150,8 @@ def _open(p: Path, mm: mmap.mmap, keyring: Keyring) -> Opened:
     e1 = visible.envelope
     if e1.kind not in (Kind.HEADER_TAIL, Kind.GENERIC):
         raise Corrupt(f"{p}: the header envelope has kind {e1.kind}")
+    if e1.plaintext_len != TAIL_LEN:  # before any key, as the C verifier (FORMAT.md §6 step 1)
+        raise Corrupt(f"{p}: the header envelope does not hold {TAIL_LEN} bytes")
     keys = open_file_keys(e1, keyring)  # WrongKey / Tampered (and the licence, §8.5)
     header_size = visible.header_size
     tail = _unseal(mm[8:header_size], keys, "header")
