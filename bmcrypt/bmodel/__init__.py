@@ -10,8 +10,9 @@ only when a command reads a FlatBuffer, not when it merely probes a header.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from bmcrypt._lazy import lazy_names
 
 _HOME = {
     "header": ("EncryptionState", "Header", "HeaderProbe", "build_header", "parse_header",
@@ -25,7 +26,6 @@ _HOME = {
     "writer": ("BinaryRegion", "build_bmodel", "iter_bmodel", "make_binary", "pack_flatbuffer",
                "write_bmodel"),
 }
-_WHERE = {name: module for module, names in _HOME.items() for name in names}
 
 __all__ = [
     "BModel", "BinaryRegion", "BinaryT", "CoeffMemT", "CoeffRegion", "DeviceMem",
@@ -37,17 +37,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'bmcrypt.bmodel' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"bmcrypt.bmodel.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_names(__name__, globals(), _HOME)
 
 
 if TYPE_CHECKING:

@@ -19,8 +19,9 @@ Typical use::
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from bmcrypt._lazy import lazy_names
 
 # Names are imported on first use: `bmcrypt --version` and `inspect` read one constant or a
 # header, and need neither hashlib nor the key derivations (issue 17, start-up).
@@ -36,7 +37,6 @@ _HOME = {
     "secret": ("Secret",),
     "x25519": ("Identity", "Recipient"),
 }
-_WHERE = {name: module for module, names in _HOME.items() for name in names}
 #: Version-1 names kept for callers: `open_key_block` is `open_file_keys`.
 _ALIASES = {"open_key_block": "open_file_keys"}
 
@@ -50,17 +50,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(_ALIASES.get(name, name))
-    if module is None:
-        raise AttributeError(f"module 'bmcrypt.crypto' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"bmcrypt.crypto.{module}"), _ALIASES.get(name, name))
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_names(__name__, globals(), _HOME, _ALIASES)
 
 
 if TYPE_CHECKING:

@@ -14,8 +14,9 @@ docs/backups.md describes the on-disk conventions and what survives which crash.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from bmcrypt._lazy import lazy_names
 
 # Names are imported on first use: a command that only opens a file (`inspect`, `verify`) needs
 # neither the backup code nor its thread pool (issue 17, start-up).
@@ -29,7 +30,6 @@ _HOME = {
     "locking": ("file_lock", "lock_path"),
     "sha256sum": ("manifest_path",),
 }
-_WHERE = {name: module for module, names in _HOME.items() for name in names}
 
 __all__ = [
     "BackupResult",
@@ -52,17 +52,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'bmcrypt.files' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"bmcrypt.files.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_names(__name__, globals(), _HOME)
 
 
 if TYPE_CHECKING:
