@@ -19,6 +19,7 @@ import shlex
 import sys
 from pathlib import Path
 
+import encrypt_warm
 import env
 import models
 import report
@@ -28,7 +29,7 @@ from sections import Result, Section
 from timing import Command, Quiet, Sample, can_drop_caches
 
 ROOT = models.ROOT
-SECTIONS = ("startup", "files", "throughput", "load", "share")
+SECTIONS = ("startup", "warm", "files", "throughput", "load", "share")
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -75,6 +76,10 @@ def measure(args: argparse.Namespace) -> tuple[list[Section], dict[str, str]]:
     if "startup" in only:
         _log(f"bench: start-up and rekey, {args.runs_startup} runs")
         done.append(startup.startup(tools, args.runs_startup, _log, quiet))
+    if "warm" in only:
+        spec = max(specs, key=lambda s: s.weight_bytes)
+        _log(f"bench: encrypting the {spec.name} model, warm cache, {args.runs} runs")
+        done.append(encrypt_warm.encrypt_warm(tools, spec, args.runs, _log, quiet))
     if "files" in only:
         for spec in specs:
             runs = args.runs_large if spec.weight_bytes >= 1 << 30 else args.runs

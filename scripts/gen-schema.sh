@@ -49,6 +49,10 @@ cat > "$tmp/__init__.py" <<'PYEOF'
 
 Do not edit: run scripts/gen-schema.sh after changing the schema.
 """
+
+from bmcrypt._lazy import load_flatbuffers_runtime
+
+load_flatbuffers_runtime()  # first: how the runtime is loaded is bmcrypt's choice (numpy)
 PYEOF
 
 mkdir -p "$out"

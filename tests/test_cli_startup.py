@@ -103,3 +103,17 @@ def test_a_reader_that_left_ends_the_run_quietly(args: list[str]):
     _, stderr = run.communicate(timeout=120)
     assert run.returncode == 1
     assert stderr == ""
+
+
+def test_encrypt_verify_and_decrypt_never_import_numpy(tmp_path: Path):
+    # They use the generated code, so the flatbuffers runtime; it imports numpy whenever it is
+    # installed, for features bmcrypt never uses (~50 ms, and OpenBLAS threads that spin).
+    key, sealed, back = tmp_path / "k.key", tmp_path / "m.bmodel", tmp_path / "back.bmodel"
+    assert imported("keygen", "-o", key)[0].returncode == 0
+    for args in (["encrypt", MLP, "-k", key, "-o", sealed], ["verify", sealed, "-k", key],
+                 ["decrypt", sealed, "-k", key, "-o", back]):
+        result, names = imported(*args)
+        assert result.returncode == 0, result.stderr
+        assert "bmcrypt.bmodel._fbs" in names or args[0] == "verify"
+        assert loaded(names, "numpy") == []
+    assert back.read_bytes() == MLP.read_bytes()

@@ -6,6 +6,7 @@ moments of an operation and check what the promise says about every possible mom
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import pickle
@@ -13,6 +14,7 @@ import random
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -221,6 +223,65 @@ def test_a_copy_that_reads_back_wrong_never_gets_the_backup_name(model, monkeypa
     with pytest.raises(Corrupt, match="read back"):
         make_backup(model)
     assert sorted(os.listdir(model.parent)) == ["m.bmodel"]
+
+
+def test_a_backup_of_a_model_already_hashed_is_copied_by_the_kernel_and_checked(model,
+                                                                               monkeypatch):
+    # An in-place encrypt hashed the model while sealing it: the backup is the kernel's copy,
+    # checked from the disk against that digest (no second hash of the model).
+    monkeypatch.setattr(backup_module, "copy_hashing", None)  # the slow path is not taken
+    seen: list[int] = []
+    result = make_backup(model, progress=seen.append, sha256=sha(model.read_bytes()))
+    assert result.created and result.path.read_bytes() == model.read_bytes()
+    assert result.manifest.read_text() == f"{sha(model.read_bytes())}  m.bmodel.bak\n"
+    assert sum(seen) == 2 * model.stat().st_size
+    assert result.path.stat().st_mtime_ns == MTIME_NS
+    assert stat.S_IMODE(result.path.stat().st_mode) == 0o640
+
+
+def test_a_kernel_copy_that_does_not_match_the_given_digest_never_gets_the_name(model):
+    # The digest given is what the copy is checked against: a wrong one fails the check.
+    with pytest.raises(Corrupt, match="read back"):
+        make_backup(model, sha256="0" * 64)
+    assert sorted(os.listdir(model.parent)) == ["m.bmodel"]
+
+
+def test_a_sparse_model_hashed_already_is_still_copied_with_its_holes(tmp_path):
+    sparse = tmp_path / "sparse.bmodel"
+    with open(sparse, "wb") as f:
+        f.write(b"head")
+        f.seek(64 << 20)
+        f.write(b"tail")
+    digest = sha(sparse.read_bytes())
+    result = make_backup(sparse, sha256=digest)
+    assert result.sha256 == digest and result.path.read_bytes() == sparse.read_bytes()
+    assert result.path.stat().st_blocks * 512 < 1 << 20  # still sparse: the holes were kept
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, hashing.DIRECT_CHUNK - 1,
+                                  hashing.DIRECT_CHUNK, 2 * hashing.DIRECT_CHUNK + 12345])
+def test_a_file_checked_from_the_disk_hashes_whole_at_any_size(tmp_path, size):
+    # O_DIRECT reads whole blocks into aligned buffers; the last one is short (any size).
+    data = random.Random(size).randbytes(size)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        assert hashing.hash_from_disk(fd) == (sha(data), size)
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        assert not flags & os.O_DIRECT  # the descriptor is given back as it was
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no tmpfs at /dev/shm")
+def test_a_file_checked_from_memory_backed_storage_still_hashes(tmp_path):
+    # Where O_DIRECT is refused (or means nothing) the re-read goes through the page cache.
+    data = random.Random(7).randbytes(3 * hashing.DIRECT_CHUNK // 2)
+    with tempfile.NamedTemporaryFile(dir="/dev/shm") as f:
+        f.write(data)
+        f.flush()
+        assert hashing.hash_from_disk(f.fileno()) == (sha(data), len(data))
 
 
 def test_a_model_that_changes_during_the_copy_is_not_backed_up(model, monkeypatch):

@@ -50,3 +50,4 @@ def unpack_flatbuffer(fb: bytes) -> ModelT:
 def is_schema_table(value: Any) -> bool:
     """True for a table object of the generated object API (ModelT, NetT, …)."""
     return type(value).__module__.startswith(_GENERATED) and hasattr(value, "Pack")
+

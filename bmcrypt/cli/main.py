@@ -54,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     """
     if is_version_request(sys.argv[1:] if argv is None else list(argv)):
         return _print_version(argv)
+    from bmcrypt._lazy import avoid_numpy
     from bmcrypt.cli import mode, output
 
+    avoid_numpy()  # for the flatbuffers runtime; a command that needs numpy still imports it
     mode.reset()
     try:
         with _signals_unwind():

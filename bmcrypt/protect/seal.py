@@ -191,7 +191,7 @@ def _write_region(src: MappedBmodel, plan: Plan, out: BinaryIO, keys: FileKeys,
 
     try:
         jobs = streamer.jobs(plan.pieces, clear_job, seal_job, biggest_first=True)
-        streamer.run(jobs + [hash_job] if streamer.parallel else [hash_job] + jobs)
+        streamer.run([hash_job] + jobs)
     finally:
         source.close()
 

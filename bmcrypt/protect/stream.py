@@ -63,6 +63,7 @@ class Streamer:
         self._progress = progress
         self._reports: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._stop = threading.Event()
+        self._writing = threading.Lock()
 
     @property
     def parallel(self) -> bool:
@@ -142,9 +143,10 @@ class Streamer:
                 self._out.write(view)
             return
         at = self._base + offset
-        while view:
-            n = os.pwrite(self._fd, view, at)
-            view, at = view[n:], at + n
+        with self._writing:
+            while view:
+                n = os.pwrite(self._fd, view, at)
+                view, at = view[n:], at + n
         if kick_from is not None:
             start_writeback(self._fd, self._base + kick_from, offset + len(data) - kick_from)
 
