@@ -25,11 +25,12 @@ import models
 import report
 import sections
 import startup
+import streaming
 from sections import Result, Section
 from timing import Command, Quiet, Sample, can_drop_caches
 
 ROOT = models.ROOT
-SECTIONS = ("startup", "warm", "files", "throughput", "load", "share")
+SECTIONS = ("startup", "warm", "files", "throughput", "load", "share", "tokenizer")
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -40,6 +41,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--runs-large", type=int, default=3, help="runs per command, 1 GiB model")
     p.add_argument("--runs-throughput", type=int, default=3)
     p.add_argument("--runs-startup", type=int, default=15, help="runs per start-up command")
+    p.add_argument("--rounds-tokenizer", type=int, default=1,
+                   help="streamed answers starting at every token of the text, this many times")
     p.add_argument("--quick", action="store_true", help="256 MiB only, 3 runs (not for docs)")
     p.add_argument("--warm", action="store_true", help="never drop the page cache")
     p.add_argument("--busy", type=float, default=0.2,
@@ -69,8 +72,9 @@ def measure(args: argparse.Namespace) -> tuple[list[Section], dict[str, str]]:
     tools = env.prepare(args.work)
     machine = env.machine(args.work)
     specs = [models.SPECS[s] for s in args.sizes.split(",")]
-    for spec in specs:
-        models.model_path(spec)  # build before anything is timed
+    if only & {"warm", "files", "load"}:
+        for spec in specs:
+            models.model_path(spec)  # build before anything is timed
     quiet = Quiet(args.busy, args.patience) if args.busy < 1 else None
     done: list[Section] = []
     if "startup" in only:
@@ -93,6 +97,8 @@ def measure(args: argparse.Namespace) -> tuple[list[Section], dict[str, str]]:
         done.append(sections.loads(tools, models.SPECS["256MiB"], args.runs, cold, _log, quiet))
     if "share" in only:
         done.append(sections.share_cache(tools, args.runs, _log))
+    if "tokenizer" in only:
+        done.append(streaming.tokenizer(tools, args.rounds_tokenizer, _log, quiet))
     return done, machine
 
 

@@ -93,38 +93,6 @@ def test_eos_tokens_come_from_the_configs(tok: ChatTokenizer) -> None:
     assert tok.eos_ids == {tok.token_id("<|im_end|>"), tok.token_id("<|endoftext|>")} == {0, 2}
 
 
-def test_stream_decoder_never_shows_half_characters(tok: ChatTokenizer) -> None:
-    text = "héllo wörld € 中文"
-    ids = tok.encode(text)
-    stream = tok.stream()
-    pieces = [stream.push(i) for i in ids] + [stream.flush()]
-    assert "".join(pieces) == text
-    assert not any("\ufffd" in p for p in pieces)
-    assert "" in pieces  # some tokens were held back until their character was complete
-
-
-def test_streaming_a_long_answer_decodes_a_bounded_window_per_token(tok: ChatTokenizer) -> None:
-    """Streaming is linear: each token costs a decode of a few tokens, not of the answer."""
-    text = "héllo wörld € 中文, and so on. " * 120
-    ids = tok.encode(text)
-    assert len(ids) > 1000
-    stream = tok.stream()
-    decoded: list[int] = []
-    real = tok.decode
-
-    def counting(window: list[int]) -> str:
-        decoded.append(len(window))
-        return real(window)
-
-    tok.decode = counting  # type: ignore[method-assign]
-    try:
-        pieces = [stream.push(i) for i in ids] + [stream.flush()]
-    finally:
-        del tok.decode
-    assert "".join(pieces) == text
-    assert max(decoded) <= 8  # the held-back tokens of one character, plus context
-
-
 # ---------------------------------------------------------------------------- history
 
 

@@ -55,6 +55,10 @@ class ChatTokenizer:
         self.special_tokens = {k: v for k in _SPECIAL_KEYS
                                if (v := _token_text(self.config.get(k))) is not None}
         self.eos_ids = frozenset(self._eos_ids())
+        #: Ids that ``decode`` leaves out (the added tokens marked special).
+        self.special_ids = frozenset(int(i) for i, added in
+                                     self._tok.get_added_tokens_decoder().items()
+                                     if added.special)
 
     # ------------------------------------------------------------------ text
 
@@ -103,41 +107,51 @@ class ChatTokenizer:
 class StreamDecoder:
     """Decodes an answer token by token, releasing text only once it is complete.
 
-    Byte-level BPE splits multi-byte characters across tokens; a partial character decodes as
-    U+FFFD, so text ending in one is held back until the next token completes it (or the
-    answer ends: ``flush``).
+    The pieces are exactly what decoding the whole answer so far on every token and showing
+    what is new would print, and they add up to ``decode`` of the answer; but each token costs
+    a decode of a few ids, whatever its position (decoding everything made streaming quadratic
+    in the answer's length).
 
-    Each step decodes a short window, not the whole answer (which made streaming quadratic in
-    its length): the tokens not yet released plus the last released ones as context (a
-    tokenizer may decode a token differently at the start of a text), and releases what the
-    window's text adds to the context's.
+    Byte-level BPE splits multi-byte characters across tokens; a partial character decodes as
+    U+FFFD, so text ending in one is held back until a later token completes it (or the answer
+    ends: ``flush``). The decoder keeps a short window: the tokens of the last released piece,
+    as context (a decoder may render a token differently at the start of a text), then the
+    tokens not yet released. Each token decodes the context alone and the whole window, and
+    releases what the window adds, unless it ends in U+FFFD. Released text always ends on a
+    whole character, so decoding can restart there and the window can drop older tokens.
+
+    Special tokens are skipped by ``decode`` wherever they stand, so they never enter the
+    window: a run of them costs nothing. Only a run of bytes that never forms a character
+    (which a model should not write) grows the window until the next whole character.
     """
 
     def __init__(self, tokenizer: ChatTokenizer) -> None:
         self._tok = tokenizer
-        self._ids: list[int] = []
-        self._context = 0  # where the decoded window starts
-        self._released = 0  # tokens whose text has been released
+        self._skipped = tokenizer.special_ids
+        self._window: list[int] = []
+        self._context = 0  # the window's first tokens, already released
 
     def push(self, token: int) -> str:
         """Add one token; return the new text that is safe to show (maybe empty)."""
-        self._ids.append(token)
-        before, text = self._window()
+        if token in self._skipped:
+            return ""
+        self._window.append(token)
+        before, text = self._decode_window()
         if len(text) <= len(before) or text.endswith("\ufffd"):
             return ""
-        self._context, self._released = self._released, len(self._ids)
+        del self._window[:self._context]  # the released tokens become the next context
+        self._context = len(self._window)
         return text[len(before):]
 
     def flush(self) -> str:
-        """Whatever is left, incomplete characters included."""
-        before, text = self._window()
-        self._context = self._released = len(self._ids)
+        """Whatever is left, incomplete characters included; the answer ends here."""
+        before, text = self._decode_window()
+        self._window.clear()
+        self._context = 0
         return text[len(before):]
 
-    def _window(self) -> tuple[str, str]:
-        window = self._ids[self._context:]
-        return (self._tok.decode(window[:self._released - self._context]),
-                self._tok.decode(window))
+    def _decode_window(self) -> tuple[str, str]:
+        return self._tok.decode(self._window[:self._context]), self._tok.decode(self._window)
 
 
 def _json(path: Path) -> dict[str, Any]:
