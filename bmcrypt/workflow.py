@@ -30,6 +30,7 @@ from bmcrypt.files import (
     atomic_write,
     cleanup_stale_temps,
     file_lock,
+    keep_as_backup,
     make_backup,
     recover_journal,
     restore_backup,
@@ -149,9 +150,9 @@ def encrypt_model(model: str | os.PathLike[str],
             keys = new_file(secret, slots=slots, licence_key=licence_key)
             report = seal_bmodel(src, f, keys, nets=nets, progress=progress("encrypt", total))
             if out is None and backup:
-                # The seal hashed the model as it read it; the backup is checked against that.
-                made = make_backup(model, backup_path, progress("backup", 2 * before.st_size),
-                                   sha256=report.original_sha256)
+                # The model's file becomes its backup, checked against what the seal hashed.
+                made = keep_as_backup(model, backup_path, progress("backup", 2 * before.st_size),
+                                      sha256=report.original_sha256)
             _unchanged(model, before)
     links = before.st_nlink - 1 if out is None else 0
     return EncryptOutcome(target, report, made, links)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from bmcrypt.errors import (
 )
 from bmcrypt.files import atomic as atomic_module
 from bmcrypt.files import backup as backup_module
-from bmcrypt.files import sha256_file
+from bmcrypt.files import sha256_file, verify_backup
 from bmcrypt.protect.opened import open_encrypted
 from bmcrypt.protect.unseal import unseal_file
 from bmcrypt.runtime import check_load, run_isolated
@@ -130,6 +131,49 @@ def test_in_place_encrypt_makes_a_verified_backup_first(tmp_path: Path):
     manifest = (tmp_path / "mlp_bm1684x_f16_nokernel.bmodel.bak.sha256").read_text()
     assert manifest.split()[0] == hashlib.sha256(MLP.read_bytes()).hexdigest()
     assert workflow.file_state(model) == "bmcrypt"
+
+
+def test_in_place_the_models_own_file_becomes_its_checked_backup(tmp_path: Path):
+    # Nothing is copied: the model's inode takes the backup's name (checked from the disk
+    # against what the seal hashed), and the sealed file takes the model's name.
+    model = copy_of(MLP, tmp_path)
+    os.chmod(model, 0o640)
+    os.utime(model, ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))
+    before = model.stat()
+    done = workflow.encrypt_model(model, KEY)
+    assert done.backup is not None and done.backup.created
+    backup = done.backup.path.stat()
+    assert (backup.st_ino, backup.st_nlink) == (before.st_ino, 1)
+    assert (backup.st_mode, backup.st_mtime_ns) == (before.st_mode, before.st_mtime_ns)
+    assert model.stat().st_ino != before.st_ino and done.other_links == 0
+    assert done.backup.path.read_bytes() == MLP.read_bytes()
+    assert verify_backup(model).sha256 == hashlib.sha256(MLP.read_bytes()).hexdigest()
+
+
+def test_a_model_with_other_hard_links_gets_a_copy_as_its_backup(tmp_path: Path):
+    # A link shared with another name would let a write through that name change the backup.
+    model = copy_of(MLP, tmp_path)
+    other = tmp_path / "deployed.bmodel"
+    os.link(model, other)
+    done = workflow.encrypt_model(model, KEY)
+    assert done.backup is not None and done.other_links == 1
+    assert done.backup.path.stat().st_ino != other.stat().st_ino
+    assert done.backup.path.read_bytes() == other.read_bytes() == MLP.read_bytes()
+    with open(other, "r+b") as f:  # the other name is the user's: writing it leaves the backup
+        f.write(b"\0" * 16)
+    assert done.backup.path.read_bytes() == MLP.read_bytes()
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no tmpfs at /dev/shm")
+def test_a_backup_on_another_filesystem_is_a_checked_copy(tmp_path: Path):
+    model = copy_of(MLP, tmp_path)
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as elsewhere:
+        if os.stat(elsewhere).st_dev == model.stat().st_dev:
+            pytest.skip("/dev/shm is on the same filesystem here")
+        done = workflow.encrypt_model(model, KEY, backup_path=elsewhere)
+        assert done.backup is not None and done.backup.path.parent == Path(elsewhere)
+        assert done.backup.path.read_bytes() == MLP.read_bytes()
+        assert verify_backup(model, elsewhere).created is False
 
 
 def test_the_backup_is_named_before_the_sealed_file_replaces_the_model(tmp_path: Path,

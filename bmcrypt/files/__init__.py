@@ -22,7 +22,7 @@ from bmcrypt._lazy import lazy_names
 # neither the backup code nor its thread pool (issue 17, start-up).
 _HOME = {
     "atomic": ("atomic_write",),
-    "backup": ("BackupResult", "backup_path_for", "make_backup", "restore_backup",
+    "backup": ("BackupResult", "backup_path_for", "keep_as_backup", "make_backup", "restore_backup",
                "verify_backup"),
     "cleanup": ("cleanup_stale_temps",),
     "hashing": ("Progress", "sha256_file"),
@@ -42,6 +42,7 @@ __all__ = [
     "file_lock",
     "journal_path",
     "lock_path",
+    "keep_as_backup",
     "make_backup",
     "manifest_path",
     "patch_in_place",
@@ -57,7 +58,14 @@ __getattr__, __dir__ = lazy_names(__name__, globals(), _HOME)
 
 if TYPE_CHECKING:
     from .atomic import atomic_write
-    from .backup import BackupResult, backup_path_for, make_backup, restore_backup, verify_backup
+    from .backup import (
+        BackupResult,
+        backup_path_for,
+        keep_as_backup,
+        make_backup,
+        restore_backup,
+        verify_backup,
+    )
     from .cleanup import cleanup_stale_temps
     from .hashing import Progress, sha256_file
     from .journal import Patch, RecoveryOutcome, journal_path, patch_in_place, recover_journal

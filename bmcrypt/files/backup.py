@@ -13,6 +13,8 @@ otherwise. scripts/backup.sh follows the same convention; either can check the o
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import os
 import stat
@@ -27,8 +29,8 @@ from .cleanup import cleanup_stale_temps
 from .hashing import Progress, copy_hashing, copy_in_kernel, hash_from_disk, hash_stream
 from .journal import discard_journal
 from .locking import file_lock
-from .opening import open_derived, open_input_file, refuse_link, stat_input
-from .paths import real_path
+from .opening import open_derived, open_dir, open_input_file, refuse_link, stat_input
+from .paths import fsync_fd, real_path
 from .sha256sum import manifest_path, read_manifest, write_manifest
 
 
@@ -142,14 +144,7 @@ def make_backup(model: str | os.PathLike[str], backup_path: str | os.PathLike[st
     """
     model = Path(model)
     stat_input(model, "model")
-    backup = backup_path_for(model, backup_path)
-    if not backup.parent.is_dir():
-        raise InputFileError(f"no such directory: {backup.parent}")
-    refuse_link(backup, "the backup")
-    refuse_link(manifest_path(backup), "a backup's manifest")
-    if backup.exists() and backup.samefile(model):
-        raise InputFileError(f"the backup path {backup} is the model itself",
-                             hint="give the backup another name or directory")
+    backup = _checked_backup_path(model, backup_path)
     with file_lock(model):
         cleanup_stale_temps(backup)
         if os.path.lexists(backup):
@@ -167,6 +162,90 @@ def make_backup(model: str | os.PathLike[str], backup_path: str | os.PathLike[st
         except FileExistsError:  # appeared while we copied (by hand: bmcrypt and the script lock)
             return _reuse(model, backup, progress)
     return BackupResult(backup, digest, created=True)
+
+
+def keep_as_backup(model: str | os.PathLike[str],
+                   backup_path: str | os.PathLike[str] | None = None,
+                   progress: Progress | None = None, *, sha256: str) -> BackupResult:
+    """Make the model's own file its backup, for a caller about to put a new file in the
+    model's place (an in-place encrypt, whose seal hashed the model as it read it: `sha256`).
+
+    The backup becomes another name of the model's inode (a hard link), after the model was
+    fsynced and read back from the disk (O_DIRECT) to the digest `sha256`, and after its manifest
+    was written; then the caller's rename gives the model's name to the new file. Nothing is
+    copied: the plaintext is on the disk once, as after a copy and the rename. A copy
+    (`make_backup`, checked against `sha256` too) is made instead where a link cannot be the
+    backup: the model has other hard links (a write through one would change the backup), the
+    backup is on another filesystem, or the filesystem has no hard links. An existing backup is
+    reused or refused as by `make_backup`. `progress` counts twice the size, as there.
+    """
+    model = Path(model)
+    stat_input(model, "model")
+    backup = _checked_backup_path(model, backup_path)
+    with file_lock(model):
+        cleanup_stale_temps(backup)
+        if os.path.lexists(backup):
+            return _reuse(model, backup, progress)
+        with open_input_file(model, "model") as source:
+            fd = source.fileno()
+            before = os.fstat(fd)
+            linkable = (stat.S_ISREG(before.st_mode) and before.st_nlink == 1
+                        and os.stat(backup.parent).st_dev == before.st_dev
+                        and os.path.exists(f"/proc/self/fd/{fd}"))
+            try:
+                if linkable and _link_as_backup(model, fd, backup, sha256, before, progress):
+                    return BackupResult(backup, sha256, created=True)
+            except FileExistsError:  # an identical backup is fine, another one is refused
+                return _reuse(model, backup, progress)
+    return make_backup(model, backup_path, progress, sha256=sha256)
+
+
+def _link_as_backup(model: Path, fd: int, backup: Path, sha256: str, before: os.stat_result,
+                    progress: Progress | None) -> bool:
+    """Check the open model `fd` from the disk, write the manifest, link the inode to `backup`.
+    False (nothing left behind) where this filesystem refuses the link; FileExistsError (nothing
+    left behind) if a backup appeared meanwhile."""
+    if hash_from_disk(fd, progress)[0] != sha256:
+        raise Corrupt(f"{model} read back from the disk differs from what was just read from it",
+                      hint="the disk or its filesystem may be failing; fix that before going on")
+    after = os.fstat(fd)
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        raise InputFileError(f"{model} changed while it was being backed up",
+                             hint="make sure nothing else writes to it, then try again")
+    if os.path.lexists(backup):  # appeared meanwhile (by hand: bmcrypt and the script lock)
+        raise FileExistsError(errno.EEXIST, "file exists", str(backup))
+    manifest = write_manifest(backup, sha256)  # first: a backup never appears without it
+    dir_fd = open_dir(backup.parent)
+    try:
+        os.link(f"/proc/self/fd/{fd}", backup.name, dst_dir_fd=dir_fd, follow_symlinks=True)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(manifest)
+        if isinstance(exc, FileExistsError):
+            raise
+        if exc.errno in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK,
+                         errno.EXDEV, errno.ENOENT):
+            return False  # no links here: the caller copies
+        raise
+    finally:
+        fsync_fd(dir_fd)
+        os.close(dir_fd)
+    if progress:
+        progress(before.st_size)  # the copy's share of the progress: nothing to copy
+    return True
+
+
+def _checked_backup_path(model: Path, backup_path: str | os.PathLike[str] | None) -> Path:
+    """Where the backup of `model` goes, refused when unusable (see `make_backup`)."""
+    backup = backup_path_for(model, backup_path)
+    if not backup.parent.is_dir():
+        raise InputFileError(f"no such directory: {backup.parent}")
+    refuse_link(backup, "the backup")
+    refuse_link(manifest_path(backup), "a backup's manifest")
+    if backup.exists() and backup.samefile(model):
+        raise InputFileError(f"the backup path {backup} is the model itself",
+                             hint="give the backup another name or directory")
+    return backup
 
 
 def _expected_digest(backup: Path, trust_unverified: bool) -> str | None:
