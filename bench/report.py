@@ -113,11 +113,11 @@ def plot(sections: list[Section], path: Path) -> None:
     ax.set_title("goals")
     for i, r in enumerate(goals):
         ax.text(score[i], i, f" {r.ratio:.2f} ({r.goal_text})", va="center", fontsize=7)
-    for ax, section in zip(axes[1:], timed):
+    for ax, section in zip(axes[1:], timed, strict=True):
         cmds: list[Command] = section.commands
         med = [c.median() for c in cmds]
-        lo = [m - min(s.wall for s in c.samples) for m, c in zip(med, cmds)]
-        hi = [max(s.wall for s in c.samples) - m for m, c in zip(med, cmds)]
+        lo = [m - min(s.wall for s in c.samples) for m, c in zip(med, cmds, strict=True)]
+        hi = [max(s.wall for s in c.samples) - m for m, c in zip(med, cmds, strict=True)]
         ax.barh(range(len(cmds)), med, xerr=[lo, hi], color="tab:blue", capsize=3)
         ax.set_yticks(range(len(cmds)), [c.name for c in cmds], fontsize=7)
         ax.invert_yaxis()

@@ -30,7 +30,7 @@ from sections import Result, Section
 from timing import Command, Quiet, Sample, can_drop_caches
 
 ROOT = models.ROOT
-SECTIONS = ("startup", "warm", "files", "throughput", "load", "share", "tokenizer")
+SECTIONS = ("startup", "warm", "files", "throughput", "load", "plugin", "share", "tokenizer")
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -72,7 +72,7 @@ def measure(args: argparse.Namespace) -> tuple[list[Section], dict[str, str]]:
     tools = env.prepare(args.work)
     machine = env.machine(args.work)
     specs = [models.SPECS[s] for s in args.sizes.split(",")]
-    if only & {"warm", "files", "load"}:
+    if only & {"warm", "files", "load", "plugin"}:
         for spec in specs:
             models.model_path(spec)  # build before anything is timed
     quiet = Quiet(args.busy, args.patience) if args.busy < 1 else None
@@ -95,6 +95,10 @@ def measure(args: argparse.Namespace) -> tuple[list[Section], dict[str, str]]:
     if "load" in only:
         _log(f"bench: loading the 256MiB model, {args.runs} runs")
         done.append(sections.loads(tools, models.SPECS["256MiB"], args.runs, cold, _log, quiet))
+    if "plugin" in only:
+        spec = models.SPECS["1GiB"]
+        _log(f"bench: loading the {spec.name} model through the plugin, {args.runs_large} runs")
+        done.append(sections.plugin_load(tools, spec, args.runs_large, cold, _log, quiet))
     if "share" in only:
         done.append(sections.share_cache(tools, args.runs, _log))
     if "tokenizer" in only:

@@ -45,6 +45,9 @@ class Command:
     def median(self, what: str = "wall") -> float:
         return statistics.median(getattr(s, what) for s in self.samples)
 
+    def record(self, out: str) -> None:
+        """What the command printed in a timed run (a subclass may keep a figure of it)."""
+
 
 class CommandFailed(RuntimeError):
     pass
@@ -150,9 +153,10 @@ def interleave(commands: Sequence[Command], runs: int, *, cold: bool,
                                stderr=subprocess.DEVNULL, check=False)
             argv = cmd.argv(r) if callable(cmd.argv) else cmd.argv
             busy = quiet.wait() if quiet else 0.0
-            sample, _ = run_timed(argv, cmd.env)
+            sample, out = run_timed(argv, cmd.env)
             sample.busy = busy
             cmd.samples.append(sample)
+            cmd.record(out)
             log(f"  round {r + 1}/{runs} {cmd.name:<44} {sample.wall:7.3f} s  "
                 f"rss {sample.maxrss / 2**20:6.1f} MiB  others' CPU before {busy:4.0%}  "
                 f"load {loadavg():.1f}")

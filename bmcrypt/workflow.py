@@ -9,6 +9,7 @@ results; tests and other programs call these directly.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from bmcrypt.errors import (
 )
 from bmcrypt.files import (
     BackupResult,
+    ModelReadback,
     atomic_write,
     cleanup_stale_temps,
     file_lock,
@@ -145,14 +147,18 @@ def encrypt_model(model: str | os.PathLike[str],
         target = out or model
         before = os.stat(model)
         with open_mapped(model) as src, \
-                atomic_write(target, mode_from=model, through_link=out is None) as f:
+                atomic_write(target, mode_from=model, through_link=out is None) as f, \
+                contextlib.ExitStack() as stack:
+            # In place, the model is read back from the disk while it is sealed from the cache:
+            # its file becomes its backup, checked against what the seal hashed.
+            readback = (stack.enter_context(ModelReadback(model))
+                        if out is None and backup else None)
             total = src.raw.file_size - src.raw.header.binary_offset
             keys = new_file(secret, slots=slots, licence_key=licence_key)
             report = seal_bmodel(src, f, keys, nets=nets, progress=progress("encrypt", total))
-            if out is None and backup:
-                # The model's file becomes its backup, checked against what the seal hashed.
+            if readback is not None:
                 made = keep_as_backup(model, backup_path, progress("backup", 2 * before.st_size),
-                                      sha256=report.original_sha256)
+                                      sha256=report.original_sha256, readback=readback)
             _unchanged(model, before)
     links = before.st_nlink - 1 if out is None else 0
     return EncryptOutcome(target, report, made, links)

@@ -22,8 +22,8 @@ from bmcrypt._lazy import lazy_names
 # neither the backup code nor its thread pool (issue 17, start-up).
 _HOME = {
     "atomic": ("atomic_write",),
-    "backup": ("BackupResult", "backup_path_for", "keep_as_backup", "make_backup", "restore_backup",
-               "verify_backup"),
+    "backup": ("BackupResult", "ModelReadback", "backup_path_for", "keep_as_backup", "make_backup",
+               "restore_backup", "verify_backup"),
     "cleanup": ("cleanup_stale_temps",),
     "hashing": ("Progress", "sha256_file"),
     "journal": ("Patch", "RecoveryOutcome", "journal_path", "patch_in_place", "recover_journal"),
@@ -33,6 +33,7 @@ _HOME = {
 
 __all__ = [
     "BackupResult",
+    "ModelReadback",
     "Patch",
     "Progress",
     "RecoveryOutcome",
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
     from .atomic import atomic_write
     from .backup import (
         BackupResult,
+        ModelReadback,
         backup_path_for,
         keep_as_backup,
         make_backup,

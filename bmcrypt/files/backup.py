@@ -18,7 +18,9 @@ import errno
 import io
 import os
 import stat
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,9 +166,43 @@ def make_backup(model: str | os.PathLike[str], backup_path: str | os.PathLike[st
     return BackupResult(backup, digest, created=True)
 
 
+class ModelReadback:
+    """The model fsynced, read back from the disk (O_DIRECT) and hashed on a thread of its own,
+    started before the caller's long work so that the two overlap (an in-place encrypt reads
+    the disk while it seals from the page cache). `keep_as_backup` takes its digest. Only
+    reads; `close` stops it early (a failed or interrupted seal)."""
+
+    def __init__(self, model: str | os.PathLike[str]) -> None:
+        self._file = open_input_file(model, "model")
+        self.before = os.fstat(self._file.fileno())
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="bmcrypt-readback")
+        self._digest = self._pool.submit(hash_from_disk, self.fd, None, self._stop)
+
+    @property
+    def fd(self) -> int:
+        return self._file.fileno()
+
+    def digest(self) -> str:
+        """The SHA-256 of what the disk holds (waits for the thread)."""
+        return self._digest.result()[0]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._pool.shutdown(wait=True)
+        self._file.close()
+
+    def __enter__(self) -> ModelReadback:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
 def keep_as_backup(model: str | os.PathLike[str],
                    backup_path: str | os.PathLike[str] | None = None,
-                   progress: Progress | None = None, *, sha256: str) -> BackupResult:
+                   progress: Progress | None = None, *, sha256: str,
+                   readback: ModelReadback | None = None) -> BackupResult:
     """Make the model's own file its backup, for a caller about to put a new file in the
     model's place (an in-place encrypt, whose seal hashed the model as it read it: `sha256`).
 
@@ -178,6 +214,7 @@ def keep_as_backup(model: str | os.PathLike[str],
     backup: the model has other hard links (a write through one would change the backup), the
     backup is on another filesystem, or the filesystem has no hard links. An existing backup is
     reused or refused as by `make_backup`. `progress` counts twice the size, as there.
+    `readback`: the model's check from the disk, started earlier (see `ModelReadback`).
     """
     model = Path(model)
     stat_input(model, "model")
@@ -186,26 +223,55 @@ def keep_as_backup(model: str | os.PathLike[str],
         cleanup_stale_temps(backup)
         if os.path.lexists(backup):
             return _reuse(model, backup, progress)
-        with open_input_file(model, "model") as source:
-            fd = source.fileno()
-            before = os.fstat(fd)
+        with contextlib.ExitStack() as stack:
+            if readback is None:
+                readback = stack.enter_context(_NoReadback(model))
+            fd, before = readback.fd, readback.before
+            now = os.stat(model)
             linkable = (stat.S_ISREG(before.st_mode) and before.st_nlink == 1
+                        and (now.st_dev, now.st_ino) == (before.st_dev, before.st_ino)
                         and os.stat(backup.parent).st_dev == before.st_dev
                         and os.path.exists(f"/proc/self/fd/{fd}"))
             try:
-                if linkable and _link_as_backup(model, fd, backup, sha256, before, progress):
+                if linkable and _link_as_backup(model, readback, backup, sha256, progress):
                     return BackupResult(backup, sha256, created=True)
             except FileExistsError:  # an identical backup is fine, another one is refused
                 return _reuse(model, backup, progress)
     return make_backup(model, backup_path, progress, sha256=sha256)
 
 
-def _link_as_backup(model: Path, fd: int, backup: Path, sha256: str, before: os.stat_result,
-                    progress: Progress | None) -> bool:
-    """Check the open model `fd` from the disk, write the manifest, link the inode to `backup`.
+class _NoReadback:
+    """The model opened for `keep_as_backup` when no `ModelReadback` was started: it hashes
+    from the disk when asked, reporting progress."""
+
+    def __init__(self, model: Path) -> None:
+        self._file = open_input_file(model, "model")
+        self.fd = self._file.fileno()
+        self.before = os.fstat(self.fd)
+
+    def digest(self, progress: Progress | None = None) -> str:
+        return hash_from_disk(self.fd, progress)[0]
+
+    def __enter__(self) -> _NoReadback:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._file.close()
+
+
+def _link_as_backup(model: Path, readback: ModelReadback | _NoReadback, backup: Path,
+                    sha256: str, progress: Progress | None) -> bool:
+    """Check the open model from the disk, write the manifest, link its inode to `backup`.
     False (nothing left behind) where this filesystem refuses the link; FileExistsError (nothing
     left behind) if a backup appeared meanwhile."""
-    if hash_from_disk(fd, progress)[0] != sha256:
+    fd, before = readback.fd, readback.before
+    if isinstance(readback, _NoReadback):
+        digest = readback.digest(progress)
+    else:
+        digest = readback.digest()
+        if progress:
+            progress(before.st_size)
+    if digest != sha256:
         raise Corrupt(f"{model} read back from the disk differs from what was just read from it",
                       hint="the disk or its filesystem may be failing; fix that before going on")
     after = os.fstat(fd)

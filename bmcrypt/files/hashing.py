@@ -23,6 +23,7 @@ import fcntl
 import hashlib
 import mmap
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -244,7 +245,8 @@ def _pump(src: BinaryIO, writer: _Writer, digest: Any, progress: Progress | None
     return done
 
 
-def hash_from_disk(fd: int, progress: Progress | None = None) -> tuple[str, int]:
+def hash_from_disk(fd: int, progress: Progress | None = None,
+                   stop: threading.Event | None = None) -> tuple[str, int]:
     """Re-read a just-written file from the device (not the page cache) and hash it.
 
     The file is fsynced, then read with O_DIRECT: straight from the disk into two reused
@@ -253,13 +255,14 @@ def hash_from_disk(fd: int, progress: Progress | None = None) -> tuple[str, int]
     it back (which cost several seconds of system time per GiB on the benchmark's virtual
     machine, issue 17). Where O_DIRECT is refused (some filesystems) the pages are evicted with
     POSIX_FADV_DONTNEED and read through the cache instead; where fadvise is missing too this
-    degrades to a cached read.
+    degrades to a cached read. `stop`, once set, ends the reading early (the result is then
+    of no use: its caller gave up).
     """
     os.fsync(fd)
     direct = _direct_reads(fd)
     if direct is not None:
         with direct:
-            return _hash_direct(fd, progress)
+            return _hash_direct(fd, progress, stop)
     with contextlib.suppress(AttributeError, OSError):  # without it the re-read may be cached
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
@@ -270,7 +273,7 @@ def hash_from_disk(fd: int, progress: Progress | None = None) -> tuple[str, int]
         if done % READ_AHEAD < CHUNK_SIZE:  # keep the disk busy while we hash
             _will_need(fd, done + READ_AHEAD, READ_AHEAD)
         n = os.preadv(fd, [view], done)  # positional reads: the fd's offset is left alone
-        if not n:
+        if not n or (stop is not None and stop.is_set()):
             break
         digest.update(view[:n])
         done += n
@@ -308,7 +311,8 @@ def _direct_reads(fd: int) -> contextlib.AbstractContextManager[None] | None:
     return _o_direct(fd, flags)
 
 
-def _hash_direct(fd: int, progress: Progress | None) -> tuple[str, int]:
+def _hash_direct(fd: int, progress: Progress | None,
+                 stop: threading.Event | None) -> tuple[str, int]:
     """Hash the file through O_DIRECT reads, reading the next chunk while hashing this one.
     The buffers are anonymous maps: page-aligned, as O_DIRECT needs."""
     digest = hashlib.sha256()
@@ -329,7 +333,7 @@ def _hash_direct(fd: int, progress: Progress | None) -> tuple[str, int]:
         with ThreadPoolExecutor(1, thread_name_prefix="bmcrypt-verify") as pool:
             pending = pool.submit(read, 0, 0)
             i = 0
-            while n := pending.result():
+            while (n := pending.result()) and not (stop is not None and stop.is_set()):
                 pending = pool.submit(read, 1 - i, done + n)
                 digest.update(views[i][:n])
                 done += n
