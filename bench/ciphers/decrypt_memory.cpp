@@ -1,6 +1,7 @@
 // Evidence for issue 17's two memory goals, through the plugin's own C API (libbmcrypt.so, the
-// path the vendor runtime calls): bmcrypt_decrypt of one large envelope, then free() of what it
-// returned, exactly as the runtime does with every coeff. Measured here, in one process:
+// path the vendor runtime calls, dlopen'ed as the runtime does): bmcrypt_decrypt of one large
+// envelope, then free() of what it returned, as the runtime does with every coeff. Measured
+// here, in one process:
 //
 //   fresh         the output buffer is new memory, as the runtime gets it (the shipped code)
 //   fresh_no_thp  the same with transparent huge pages disabled for this process
@@ -9,18 +10,22 @@
 //                 the buffer from its heap and to keep the heap after free() (mallopt), so every
 //                 call reuses the pages of the previous one; all cores
 //   one_thread    the same as faulted on one thread (bmcrypt_set_threads(1))
+//   memset        a fresh huge-page block vs the same block faulted, all cores: the cost of the
+//                 kernel zeroing fresh pages, which no writer avoids
 //   memcpy        the memory-bandwidth ceiling: a memcpy of the same size between faulted
 //                 buffers, on all cores (and one), 1 MiB pieces shared out like the segments
 //
 // Rates are plaintext GB/s (1e9 bytes) by wall-clock time, best of `rounds`; the decrypt rates
 // include the free() (the runtime pays for the unmapping too). `faults` are the minor page
-// faults of one call, the proof that "fresh" and "faulted" are what they say. One JSON line.
+// faults of one call, the proof that "fresh" and "faulted" are what they say. One JSON line;
+// with DECRYPT_MEMORY_TRACE set, every call's time on stderr too.
 //
-//   g++ -O2 decrypt_memory.cpp -I<bmcrypt/include> -L<bmcrypt/lib> -lbmcrypt -pthread
-//   ./a.out [MiB=1024] [rounds=2] [threads for the fresh cases=0 (all)]
+//   g++ -O2 decrypt_memory.cpp -pthread -ldl
+//   ./a.out path/to/libbmcrypt.so [MiB=1024] [rounds=2] [threads for the fresh cases=0 (all)]
+#include <dlfcn.h>
 #include <malloc.h>
-#include <sys/prctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -35,9 +40,40 @@
 #include <thread>
 #include <vector>
 
-#include "bmcrypt.h"
-
 namespace {
+
+// The C API of include/bmcrypt.h that this program calls, from the library given.
+struct Api {
+  bool (*register_key)(const uint8_t key[32]);
+  uint8_t* (*encrypt)(const uint8_t*, uint64_t, uint64_t*);
+  uint8_t* (*decrypt)(const uint8_t*, uint64_t, uint64_t*);
+  void (*set_threads)(unsigned);
+  void (*free)(void*);
+  const char* (*last_error)();
+} api;
+
+template <class F>
+void bind(void* lib, const char* name, F& f) {
+  f = reinterpret_cast<F>(dlsym(lib, name));
+  if (!f) {
+    std::fprintf(stderr, "decrypt_memory: %s not found: %s\n", name, dlerror());
+    std::exit(1);
+  }
+}
+
+void load_api(const char* path) {
+  void* lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    std::fprintf(stderr, "decrypt_memory: %s\n", dlerror());
+    std::exit(1);
+  }
+  bind(lib, "bmcrypt_register_key", api.register_key);
+  bind(lib, "bmcrypt_encrypt", api.encrypt);
+  bind(lib, "bmcrypt_decrypt", api.decrypt);
+  bind(lib, "bmcrypt_set_threads", api.set_threads);
+  bind(lib, "bmcrypt_free", api.free);
+  bind(lib, "bmcrypt_last_error", api.last_error);
+}
 
 double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -50,7 +86,7 @@ long minor_faults() {
 }
 
 [[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "decrypt_memory: %s: %s\n", what, bmcrypt_last_error());
+  std::fprintf(stderr, "decrypt_memory: %s: %s\n", what, api.last_error());
   std::exit(1);
 }
 
@@ -65,7 +101,7 @@ Call decrypt_once(const uint8_t* env, uint64_t env_len, const std::vector<uint8_
   const long f0 = minor_faults();
   const double t0 = now();
   uint64_t n = 0;
-  uint8_t* out = bmcrypt_decrypt(env, env_len, &n);
+  uint8_t* out = api.decrypt(env, env_len, &n);
   const double t1 = now();
   if (!out) fail("bmcrypt_decrypt");
   if (expect && (n != expect->size() || std::memcmp(out, expect->data(), n) != 0)) {
@@ -77,6 +113,8 @@ Call decrypt_once(const uint8_t* env, uint64_t env_len, const std::vector<uint8_
   c.free_seconds = now() - t2;
   c.seconds = (t1 - t0) + c.free_seconds;
   c.faults = minor_faults() - f0;
+  if (std::getenv("DECRYPT_MEMORY_TRACE"))
+    std::fprintf(stderr, "call: %.3f s, %ld faults\n", c.seconds, c.faults);
   return c;
 }
 
@@ -112,7 +150,8 @@ template <class Piece>
 double parallel_rate(size_t n, unsigned threads, Piece&& piece) {
   std::atomic<size_t> next{0};
   auto work = [&] {
-    for (size_t at; (at = next.fetch_add(1 << 20)) < n;) piece(at, std::min<size_t>(1 << 20, n - at));
+    for (size_t at; (at = next.fetch_add(1 << 20)) < n;)
+      piece(at, std::min<size_t>(1 << 20, n - at));
   };
   const double t0 = now();
   std::vector<std::thread> helpers;
@@ -143,7 +182,8 @@ FillRates fill_rates(size_t n, unsigned threads, int rounds) {
     uint8_t* p = static_cast<uint8_t*>(std::malloc(n));
     if (!p) fail("malloc");
     const uintptr_t huge = uintptr_t(2) << 20;
-    const uintptr_t a = (uintptr_t(p) + huge - 1) & ~(huge - 1), b = (uintptr_t(p) + n) & ~(huge - 1);
+    const uintptr_t a = (uintptr_t(p) + huge - 1) & ~(huge - 1);
+    const uintptr_t b = (uintptr_t(p) + n) & ~(huge - 1);
     if (b > a) madvise(reinterpret_cast<void*>(a), b - a, MADV_HUGEPAGE);
     auto fill = [&](size_t at, size_t len) { std::memset(p + at, int(r + 1), len); };
     best.fresh = std::max(best.fresh, parallel_rate(n, threads, fill));
@@ -164,15 +204,20 @@ std::string thp_mode() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const size_t mib = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 1024;
-  const int rounds = argc > 2 ? std::max(1, std::atoi(argv[2])) : 2;
-  const unsigned fresh_threads = argc > 3 ? unsigned(std::atoi(argv[3])) : 0;
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: %s LIBBMCRYPT [MiB=1024] [rounds=2] [fresh threads=0]\n", argv[0]);
+    return 2;
+  }
+  load_api(argv[1]);
+  const size_t mib = argc > 2 ? std::strtoul(argv[2], nullptr, 10) : 1024;
+  const int rounds = argc > 3 ? std::max(1, std::atoi(argv[3])) : 2;
+  const unsigned fresh_threads = argc > 4 ? unsigned(std::atoi(argv[4])) : 0;
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const size_t n = mib << 20;
 
   uint8_t key[32];
   for (int i = 0; i < 32; ++i) key[i] = uint8_t(i * 37 + 11);
-  if (!bmcrypt_register_key(key)) fail("bmcrypt_register_key");
+  if (!api.register_key(key)) fail("bmcrypt_register_key");
   std::vector<uint8_t> plain(n);
   uint64_t x = 0x9e3779b97f4a7c15;  // xorshift: incompressible enough, and quick
   for (size_t i = 0; i + 8 <= n; i += 8) {
@@ -180,38 +225,34 @@ int main(int argc, char** argv) {
     std::memcpy(plain.data() + i, &x, 8);
   }
   uint64_t env_len = 0;
-  uint8_t* env = bmcrypt_encrypt(plain.data(), n, &env_len);
+  uint8_t* env = api.encrypt(plain.data(), n, &env_len);
   if (!env) fail("bmcrypt_encrypt");
 
   Best fresh, no_thp, faulted, one;
-  bmcrypt_set_threads(fresh_threads);
-  // One untimed call of each kind first. In a VM that reports free memory to its host
+  api.set_threads(fresh_threads);
+  // Each kind as a load runs it: calls one after the other, each on the memory the previous
+  // one freed, after one untimed call. In a VM that reports free memory to its host
   // (virtio-balloon free page reporting, as on the machine this was written on) the first
   // touch of such memory costs a host fault as well, ~3 s per GiB there, with 4 KiB pages and
   // huge pages alike: that cost belongs to the VM, not to the guest kernel the goal is about.
-  // Warm, both kinds get memory the host backs, as any call after the first in a load does.
   for (int thp_off = 0; thp_off < 2; ++thp_off) {
     prctl(PR_SET_THP_DISABLE, thp_off, 0, 0, 0);
     decrypt_once(env, env_len, &plain);
-  }
-  for (int r = 0; r < rounds; ++r) {
-    prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0);
-    fresh.add(decrypt_once(env, env_len, nullptr), n);
-    prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
-    no_thp.add(decrypt_once(env, env_len, nullptr), n);
+    Best& best = thp_off ? no_thp : fresh;
+    for (int r = 0; r < rounds; ++r) best.add(decrypt_once(env, env_len, nullptr), n);
   }
   prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0);
   const FillRates fills = fill_rates(n, cores, rounds);
   reuse_heap(true);
-  bmcrypt_set_threads(0);
+  api.set_threads(0);
   decrypt_once(env, env_len, &plain);  // faults the heap in, once
   for (int r = 0; r < rounds; ++r) {
-    bmcrypt_set_threads(0);
+    api.set_threads(0);
     faulted.add(decrypt_once(env, env_len, nullptr), n);
-    bmcrypt_set_threads(1);
+    api.set_threads(1);
     one.add(decrypt_once(env, env_len, nullptr), n);
   }
-  bmcrypt_set_threads(0);
+  api.set_threads(0);
   uint8_t* dst = static_cast<uint8_t*>(std::malloc(n));  // the same heap pages, faulted
   if (!dst) fail("malloc");
   std::memset(dst, 0, n);
@@ -219,7 +260,7 @@ int main(int argc, char** argv) {
   const double copy_one = copy_rate(dst, plain.data(), n, 1, rounds);
   std::free(dst);
   reuse_heap(false);
-  bmcrypt_free(env);
+  api.free(env);
 
   std::printf(
       "{\"mib\": %zu, \"cores\": %u, \"fresh_threads\": %u, \"thp\": \"%s\", "
@@ -229,7 +270,7 @@ int main(int argc, char** argv) {
       "\"fresh_faults\": %ld, \"fresh_no_thp_faults\": %ld, \"faulted_faults\": %ld, "
       "\"fresh_free_ms\": %.1f, \"fresh_no_thp_free_ms\": %.1f}\n",
       mib, cores, fresh_threads, thp_mode().c_str(), fresh.gbps, no_thp.gbps, faulted.gbps,
-      one.gbps, copy_all, copy_one, fills.fresh, fills.faulted, fresh.faults, no_thp.faults, faulted.faults, fresh.free_ms,
-      no_thp.free_ms);
+      one.gbps, copy_all, copy_one, fills.fresh, fills.faulted, fresh.faults, no_thp.faults,
+      faulted.faults, fresh.free_ms, no_thp.free_ms);
   return 0;
 }
