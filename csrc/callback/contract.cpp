@@ -25,12 +25,12 @@ thread_local Errc t_code = Errc::ok;
 // kernel fault it in, 4 KiB at a time (on the decrypt's own threads, so in parallel already).
 // Advising transparent huge pages before that first write makes it 2 MiB at a time. On the
 // 2-core VM of bench/ciphers/decrypt_memory.cpp, bmcrypt_decrypt + free() of 1 GiB into a fresh
-// buffer went from 262,145 faults, 2.1-2.8 GB/s and a 68 ms free() to ~1,500 faults,
-// 5.7-6.5 GB/s and 3 ms, against 8.2-8.6 GB/s into faulted memory (0.31 -> 0.75 of it; what is
-// left is the kernel zeroing every fresh page). A 2 MiB-aligned posix_memalign block measured
-// the same (with memset), and prefaulting with MADV_POPULATE_WRITE on all cores first was slower. The advice
-// is only advice: a no-op where THP is "never" (and ignored where the kernel lacks THP), and
-// free() unmaps the block as before.
+// buffer went from 262,145 faults, 1.6-2.8 GB/s and a 65-85 ms free() to ~1,500 faults,
+// 5.9-6.5 GB/s and 3 ms, against 8.3-8.6 GB/s into faulted memory (0.2-0.3 -> 0.71-0.76 of
+// it; most of what is left is the kernel zeroing every fresh page, which no writer avoids).
+// Measured with memset, a 2 MiB-aligned posix_memalign block did the same; prefaulting with
+// MADV_POPULATE_WRITE on all cores before the decrypt was slower. The advice is only advice: a
+// no-op where THP is "never" (ignored where the kernel lacks THP); free() unmaps the block.
 constexpr size_t kHugePage = size_t(2) << 20;        // x86-64 and 4 KiB-page arm64 PMD size
 constexpr size_t kAdviseHugeFrom = size_t(32) << 20;  // smaller blocks may be reused heap
 
