@@ -22,6 +22,7 @@ class Tools:
     copy_lib: Path  # bench/ciphers/copy_cipher.c
     gcm_lib: Path  # bench/ciphers/cryptopp_gcm.cpp
     engines: Path  # bench/ciphers/gcm_engines.cpp (an executable)
+    decrypt_memory: Path  # bench/ciphers/decrypt_memory.cpp (an executable; dlopens `plugin`)
     work: Path
     key1: Path
     key2: Path
@@ -61,6 +62,8 @@ def prepare(work: Path) -> Tools:
                      ["-lcryptopp"])
     engines = _build(ciphers / "gcm_engines.cpp", build / "gcm_engines", ["g++"],
                      ["-lcryptopp", "-lcrypto"], shared=False)
+    decrypt_memory = _build(ciphers / "decrypt_memory.cpp", build / "decrypt_memory", ["g++"],
+                            ["-pthread", "-ldl"], shared=False)
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -69,8 +72,8 @@ def prepare(work: Path) -> Tools:
         subprocess.run([str(bmcrypt), "keygen", "-o", str(work / name)], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         keys.append(work / name)
-    return Tools(sys.executable, str(bmcrypt), vendor, plugin, copy_lib, gcm_lib, engines, work,
-                 *keys)
+    return Tools(sys.executable, str(bmcrypt), vendor, plugin, copy_lib, gcm_lib, engines,
+                 decrypt_memory, work, *keys)
 
 
 def _first_line(argv: list[str]) -> str:

@@ -225,6 +225,12 @@ def throughput(t: Tools, runs: int, log: Log, quiet: Quiet | None = None) -> Sec
     engines = _Rate("segment loop by engine (bench/ciphers/gcm_engines.cpp)",
                     [str(t.engines), "256"], lambda text: 0.0)
     cmds["engines"] = engines
+    import memory_goals  # here: it builds on this module's Result
+
+    memory = _Rate("bmcrypt_decrypt + free(), 1 GiB, fresh buffer, all cores (C API)",
+                   memory_goals.argv(t), lambda text: memory_goals.parse(text)["fresh_gbps"])
+    cmds["memory"] = memory
+    memory_runs: list[dict[str, object]] = []
     engine_rates: list[dict[str, float]] = []
     before = loadavg()
     for r in range(runs):
@@ -236,6 +242,8 @@ def throughput(t: Tools, runs: int, log: Log, quiet: Quiet | None = None) -> Sec
             cmd.rates.append(cmd.parse(out))
             if cmd is engines:
                 engine_rates.append(json.loads(out.strip().splitlines()[-1]))
+            if cmd is memory:
+                memory_runs.append(memory_goals.parse(out))
             log(f"  round {r + 1}/{runs} {cmd.name:<62} {cmd.rates[-1]:6.2f} GB/s  "
                 f"load {loadavg():.1f}")
     load = (before, loadavg())
@@ -268,6 +276,7 @@ def throughput(t: Tools, runs: int, log: Log, quiet: Quiet | None = None) -> Sec
                 3, f"evidence: the segment loop through {name}, 1 core, {what}",
                 f"{name} segment loop", cmds["openssl"].name, rate, med("openssl"), "GB/s",
                 None, True, load=load, note="bench/ciphers/gcm_engines.cpp"))
+    section.results += memory_goals.results(memory_runs, load)
     del cmds["engines"]
     section.commands = list(cmds.values())
     return section

@@ -1,5 +1,7 @@
 #include "contract.h"
 
+#include <sys/mman.h>
+
 #include <cryptopp/cryptlib.h>
 
 #include <cstdlib>
@@ -18,12 +20,36 @@ namespace {
 thread_local std::string t_error;
 thread_local Errc t_code = Errc::ok;
 
+// Every large output buffer is new memory: glibc mmaps each block over 32 MiB (its largest
+// dynamic mmap threshold) and free() unmaps it, so the decrypt that first writes it also has the
+// kernel fault it in, 4 KiB at a time (on the decrypt's own threads, so in parallel already).
+// Advising transparent huge pages before that first write makes it 2 MiB at a time. On the
+// 2-core VM of bench/ciphers/decrypt_memory.cpp, bmcrypt_decrypt + free() of 1 GiB into a fresh
+// buffer went from 262,145 faults, 1.6-2.8 GB/s and a 65-85 ms free() to ~1,500 faults,
+// 5.9-6.5 GB/s and 3 ms, against 8.3-8.6 GB/s into faulted memory (0.2-0.3 -> 0.71-0.76 of
+// it; most of what is left is the kernel zeroing every fresh page, which no writer avoids).
+// Measured with memset, a 2 MiB-aligned posix_memalign block did the same; prefaulting with
+// MADV_POPULATE_WRITE on all cores before the decrypt was slower. The advice is only advice: a
+// no-op where THP is "never" (ignored where the kernel lacks THP); free() unmaps the block.
+constexpr size_t kHugePage = size_t(2) << 20;        // x86-64 and 4 KiB-page arm64 PMD size
+constexpr size_t kAdviseHugeFrom = size_t(32) << 20;  // smaller blocks may be reused heap
+
+void advise_huge_pages(uint8_t* p, size_t n) {
+  if (n < kAdviseHugeFrom) return;
+  // Only the whole 2 MiB frames inside the block: a huge page must not take in memory outside
+  // it (the malloc header, a neighbour on the heap). The two partial frames keep 4 KiB pages.
+  const uintptr_t begin = (uintptr_t(p) + kHugePage - 1) & ~uintptr_t(kHugePage - 1);
+  const uintptr_t end = (uintptr_t(p) + n) & ~uintptr_t(kHugePage - 1);
+  if (end > begin) (void)madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+}
+
 // A malloc'ed output buffer (the vendor frees it with free()), wiped and freed unless released.
 class MallocBuffer {
  public:
   explicit MallocBuffer(uint64_t size) : size_(size_t(size)) {
     p_ = static_cast<uint8_t*>(std::malloc(size_ ? size_ : 1));
     if (!p_) throw std::bad_alloc();
+    advise_huge_pages(p_, size_);
   }
   ~MallocBuffer() {
     if (p_) {
