@@ -49,9 +49,12 @@ def run_on(arch: str, program: Path | str, *args: str | os.PathLike[str],
            env: dict[str, str] | None = None, cwd: Path | None = None,
            timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run a program of `arch`: natively on x86_64, under user-mode qemu (any CPU feature on)
-    for aarch64. Only the variables in `env` reach it, besides PATH and HOME."""
+    for aarch64. Only the variables in `env` reach it, besides PATH and HOME; under qemu it also
+    gets BMCRYPT_TEST_EMULATED=1 (qemu-user accepts madvise advice it does not apply)."""
     guest_env = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
     guest_env.update(env or {})
+    if arch == "aarch64":
+        guest_env["BMCRYPT_TEST_EMULATED"] = "1"
     command = [str(program), *map(str, args)]
     if arch == "aarch64":
         # -E keeps the guest's LD_LIBRARY_PATH away from qemu's own (x86) dynamic loader.
