@@ -17,6 +17,7 @@ import datetime
 import json
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import encrypt_warm
@@ -64,7 +65,13 @@ def _log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def measure(args: argparse.Namespace) -> tuple[list[Section], dict[str, str]]:
+Checkpoint = Callable[[list[Section], dict[str, str]], None]
+
+
+def measure(args: argparse.Namespace,
+            checkpoint: Checkpoint = lambda *_: None) -> tuple[list[Section], dict[str, str]]:
+    """Run the chosen sections; `checkpoint` gets what is done after each one (a failing
+    section then costs only itself: the saved results still make the docs)."""
     only = set(args.only.split(","))
     cold = not args.warm and can_drop_caches()
     if not args.warm and not cold:
@@ -76,7 +83,7 @@ def measure(args: argparse.Namespace) -> tuple[list[Section], dict[str, str]]:
         for spec in specs:
             models.model_path(spec)  # build before anything is timed
     quiet = Quiet(args.busy, args.patience) if args.busy < 1 else None
-    done: list[Section] = []
+    done = _Done(lambda sections: checkpoint(sections, machine))
     if "startup" in only:
         _log(f"bench: start-up and rekey, {args.runs_startup} runs")
         done.append(startup.startup(tools, args.runs_startup, _log, quiet))
@@ -104,6 +111,18 @@ def measure(args: argparse.Namespace) -> tuple[list[Section], dict[str, str]]:
     if "tokenizer" in only:
         done.append(streaming.tokenizer(tools, args.rounds_tokenizer, _log, quiet))
     return done, machine
+
+
+class _Done(list[Section]):
+    """The sections measured so far; each one appended is saved at once."""
+
+    def __init__(self, save: Callable[[list[Section]], None]) -> None:
+        super().__init__()
+        self._save = save
+
+    def append(self, section: Section) -> None:
+        super().append(section)
+        self._save(list(self))
 
 
 # ---------------------------------------------------------------- saved results
@@ -154,11 +173,11 @@ def main(argv: list[str]) -> int:
         meta = {"started": started,
                 "command": f"{shown} bench/run.py {shlex.join(argv)}".strip() +
                            ("    # = make bench" if not argv else "")}
-        done, machine = measure(args)
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         saved = models.cache_dir() / f"results-{stamp}.json"  # --from-json rewrites the docs
         saved.parent.mkdir(parents=True, exist_ok=True)
-        saved.write_text(_to_json(done, machine, meta))
+        done, machine = measure(
+            args, lambda sections, machine: saved.write_text(_to_json(sections, machine, meta)))
         _log(f"bench: results saved to {saved}")
     png = args.out.with_suffix(".png")
     report.plot(done, png)

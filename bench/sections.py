@@ -386,7 +386,7 @@ def share_cache(t: Tools, runs: int, log: Log) -> Section:
     whole, on the same share-cache build; device memory of two builds with equal weights
     loaded together vs each alone."""
     case = json.loads((BENCH.parent / "tests" / "fixtures" / "share_cache.json").read_text())
-    builds = [BENCH.parent / "tests" / "fixtures" / name for name in case["share_models"]]
+    builds = [BENCH.parent / "tests" / "fixtures" / m["file"] for m in case["share_models"]]
     child = [t.python, str(BENCH / "share_child.py")]
 
     def run(*args: str) -> dict[str, float]:

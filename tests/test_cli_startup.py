@@ -56,6 +56,9 @@ def test_help_loads_no_model_code(args: list[str]):
     result, names = imported(*args)
     assert result.returncode == 0 and "Usage" in result.stdout, result.stderr
     assert loaded(names, *HEAVY, "bmcrypt.bmodel", "bmcrypt.crypto") == []
+    # Plain help: Typer's rich formatter imports rich's Markdown, pygments and tracebacks, about
+    # half of a `--help` (issue 17: 120 ms).
+    assert loaded(names, "typer.rich_utils", "rich.markdown", "rich.traceback", "pygments") == []
 
 
 def test_inspect_of_a_plain_model_reads_without_numpy_or_generated_code(tmp_path: Path):

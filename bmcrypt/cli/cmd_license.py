@@ -14,14 +14,15 @@ from typing import Annotated, Any
 import typer
 
 from bmcrypt.cli import jsondoc, mode, output
-from bmcrypt.cli.options import JsonOut, Quiet, Verbose
+from bmcrypt.cli.options import HELP_SETTINGS, JsonOut, Quiet, Verbose
 
 app = typer.Typer(
     name="license",
     help="Offline licenses: a signing key, licenses bound to a model, an expiry and devices.",
     no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    context_settings=HELP_SETTINGS,
     pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,  # plain help, as the main app's (cli/app.py)
 )
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from bmcrypt.crypto import Keyring, Recipient, Secret
     from bmcrypt.inspect import KeyChoice
 
+#: Every command's help: -h too, and lines up to 100 columns where the terminal has them.
+HELP_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
 # ---------------------------------------------------------------- how the run talks (mode.py)
 
 
