@@ -23,10 +23,11 @@ from bmcrypt.cli import (
     cmd_rekey,
     cmd_run,
 )
-from bmcrypt.cli.options import HELP_SETTINGS
+from bmcrypt.cli.options import HELP_SETTINGS, HelpGroup
 from bmcrypt.cli.version import version_line
 
 app = typer.Typer(
+    cls=HelpGroup,
     name="bmcrypt",
     help="Authenticated encryption for Sophgo .bmodel files.",
     no_args_is_help=True,

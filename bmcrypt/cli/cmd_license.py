@@ -14,9 +14,10 @@ from typing import Annotated, Any
 import typer
 
 from bmcrypt.cli import jsondoc, mode, output
-from bmcrypt.cli.options import HELP_SETTINGS, JsonOut, Quiet, Verbose
+from bmcrypt.cli.options import HELP_SETTINGS, HelpGroup, JsonOut, Quiet, Verbose
 
 app = typer.Typer(
+    cls=HelpGroup,
     name="license",
     help="Offline licenses: a signing key, licenses bound to a model, an expiry and devices.",
     no_args_is_help=True,

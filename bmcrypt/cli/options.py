@@ -10,9 +10,10 @@ import getpass
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import typer.core
 
 from bmcrypt.cli import mode
 
@@ -22,6 +23,22 @@ if TYPE_CHECKING:
 
 #: Every command's help: -h too, and lines up to 100 columns where the terminal has them.
 HELP_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class HelpGroup(typer.core.TyperGroup):
+    """A group whose command list shows each command's whole first paragraph, wrapped, where
+    click's plain help cuts it at the column's width with "..."."""
+
+    def format_commands(self, ctx: typer.Context, formatter: Any) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                first = (cmd.help or "").strip().split("\n\n")[0]
+                rows.append((name, " ".join(first.split())))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 # ---------------------------------------------------------------- how the run talks (mode.py)
 
