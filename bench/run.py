@@ -105,7 +105,8 @@ def measure(args: argparse.Namespace,
     if "plugin" in only:
         spec = models.SPECS["1GiB"]
         _log(f"bench: loading the {spec.name} model through the plugin, {args.runs_large} runs")
-        done.append(sections.plugin_load(tools, spec, args.runs_large, cold, _log, quiet))
+        done.append(sections.loads(tools, spec, args.runs_large, cold, _log, quiet,
+                                   plugin_only=True))
     if "share" in only:
         done.append(sections.share_cache(tools, args.runs, _log))
     if "tokenizer" in only:

@@ -286,9 +286,14 @@ def throughput(t: Tools, runs: int, log: Log, quiet: Quiet | None = None) -> Sec
 
 
 def loads(t: Tools, spec: ModelSpec, runs: int, cold: bool, log: Log,
-          quiet: Quiet | None = None) -> Section:
+          quiet: Quiet | None = None, *, plugin_only: bool = False) -> Section:
+    """A model loaded whole (process start to exit) through libbmcrypt.so against the same model
+    sealed by the vendor's tool with a copy-only cipher library (the same runtime path,
+    `bmrt_load_bmodel_with_decrypt_lib`), and, unless `plugin_only` (issue 17's 1 GiB row), the
+    plain load and bmcrypt's two loader strategies."""
     model = model_path(spec)
-    ours, copied = t.work / "load-bmcrypt.bmodel", t.work / "load-copy.bmodel"
+    name = "load1g" if plugin_only else "load"
+    ours, copied = t.work / f"{name}-bmcrypt.bmodel", t.work / f"{name}-copy.bmodel"
     for p in (ours, copied):
         p.unlink(missing_ok=True)
     _check([t.bmcrypt, "encrypt", "-k", str(t.key1), "-o", str(ours), str(model)])
@@ -298,24 +303,37 @@ def loads(t: Tools, spec: ModelSpec, runs: int, cold: bool, log: Log,
     libs = " ".join(str(p) for p in sorted((t.vendor / "lib").glob("*.so*")))
     warm = _sh(f"cat {libs} {t.plugin} {t.copy_lib} >/dev/null; "
                f"{t.python} -c 'import bmcrypt.runtime, bmcrypt.loader'")
+    copy = _Timed("decrypt_lib + copy-only lib", child + ["lib", str(copied), str(t.copy_lib)],
+                  warm=warm)
+    plugin = _Timed("decrypt_lib + libbmcrypt.so", child + ["lib", str(ours), str(t.plugin)],
+                    warm=warm, env={"BMCRYPT_KEY_FILE": str(t.key1)})
     plain = Command("plain bmrt_load_bmodel", child + ["plain", str(model)], warm=warm)
-    copy = Command("decrypt_lib + copy-only lib", child + ["lib", str(copied), str(t.copy_lib)],
-                   warm=warm)
-    plugin = Command("decrypt_lib + libbmcrypt.so", child + ["lib", str(ours), str(t.plugin)],
-                     warm=warm, env={"BMCRYPT_KEY_FILE": str(t.key1)})
     callback = Command("bmcrypt callback strategy", child + ["callback", str(ours), "-",
                                                              str(t.key1)], warm=warm)
     memory = Command("bmcrypt memory strategy", child + ["memory", str(ours), "-", str(t.key1)],
                      warm=warm)
-    commands = [plain, copy, plugin, callback, memory]
+    commands = [copy, plugin] if plugin_only else [plain, copy, plugin, callback, memory]
     before = loadavg()
     interleave(commands, runs, cold=cold, log=log, quiet=quiet)
     load = (before, loadavg())
     for p in (ours, copied):
         p.unlink(missing_ok=True)
+    whole = "whole process: interpreter, simulator start, load, exit"
+    if plugin_only:
+        section = Section(f"Loading the {spec.name} model through the plugin (simulator)",
+                          commands=commands, cold=cold, runs=runs)
+        section.results += [
+            Result(17, f"load through the plugin vs the copy-only cipher, {spec.name} model",
+                   plugin.name, copy.name, plugin.median(), copy.median(), "s", 1.05,
+                   load=load, note=whole),
+            Result(17, f"evidence: the load call alone, {spec.name} model", plugin.name,
+                   copy.name, plugin.load_median(), copy.load_median(), "s", None, load=load,
+                   note="seconds inside bmrt_load_bmodel_with_decrypt_lib, as the child "
+                        "reports"),
+        ]
+        return section
     section = Section(f"Loading the {spec.name} model into the vendor runtime (simulator)",
                       commands=commands, cold=cold, runs=runs)
-    whole = "whole process: interpreter, simulator start, load, exit"
     section.results += [
         Result(4, "load through the plugin library", plugin.name, copy.name, plugin.median(),
                copy.median(), "s", 1.10, load=load, note=whole),
@@ -323,45 +341,6 @@ def loads(t: Tools, spec: ModelSpec, runs: int, cold: bool, log: Log,
                copy.name, callback.median(), copy.median(), "s", 1.10, load=load, note=whole),
         Result(4, "load through the memory strategy", memory.name, plain.name, memory.median(),
                plain.median(), "s", 1.15, load=load, note=whole),
-    ]
-    return section
-
-
-def plugin_load(t: Tools, spec: ModelSpec, runs: int, cold: bool, log: Log,
-                quiet: Quiet | None = None) -> Section:
-    """Issue 17: a 1 GiB encrypted model loaded through libbmcrypt.so vs the same model sealed
-    by the vendor's tool with a copy-only cipher library, on the same runtime path
-    (`bmrt_load_bmodel_with_decrypt_lib`): what bmcrypt's decryption adds to a load."""
-    model = model_path(spec)
-    ours, copied = t.work / "load1g-bmcrypt.bmodel", t.work / "load1g-copy.bmodel"
-    for p in (ours, copied):
-        p.unlink(missing_ok=True)
-    _check([t.bmcrypt, "encrypt", "-k", str(t.key1), "-o", str(ours), str(model)])
-    _check([t.model_tool, "--encrypt", "-model", str(model), "-net", _nets(spec), "-lib",
-            str(t.copy_lib), "-o", str(copied)])
-    child = [t.python, str(BENCH / "load_child.py")]
-    libs = " ".join(str(p) for p in sorted((t.vendor / "lib").glob("*.so*")))
-    warm = _sh(f"cat {libs} {t.plugin} {t.copy_lib} >/dev/null; "
-               f"{t.python} -c 'import bmcrypt.runtime'")
-    copy = _Timed("decrypt_lib + copy-only lib", child + ["lib", str(copied), str(t.copy_lib)],
-                  warm=warm)
-    plugin = _Timed("decrypt_lib + libbmcrypt.so", child + ["lib", str(ours), str(t.plugin)],
-                    warm=warm, env={"BMCRYPT_KEY_FILE": str(t.key1)})
-    commands = [copy, plugin]
-    before = loadavg()
-    interleave(commands, runs, cold=cold, log=log, quiet=quiet)
-    load = (before, loadavg())
-    for p in (ours, copied):
-        p.unlink(missing_ok=True)
-    section = Section(f"Loading the {spec.name} model through the plugin (simulator)",
-                      commands=commands, cold=cold, runs=runs)
-    section.results += [
-        Result(17, f"load through the plugin vs the copy-only cipher, {spec.name} model",
-               plugin.name, copy.name, plugin.median(), copy.median(), "s", 1.05, load=load,
-               note="whole process: interpreter, simulator start, load, exit"),
-        Result(17, f"evidence: the load call alone, {spec.name} model", plugin.name, copy.name,
-               plugin.load_median(), copy.load_median(), "s", None, load=load,
-               note="seconds inside bmrt_load_bmodel_with_decrypt_lib, as the child reports"),
     ]
     return section
 

@@ -19,7 +19,7 @@ import io
 import os
 import stat
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,10 +145,7 @@ def make_backup(model: str | os.PathLike[str], backup_path: str | os.PathLike[st
     it seals): the copy is then checked against it (see `_copy_verified`).
     """
     model = Path(model)
-    stat_input(model, "model")
-    backup = _checked_backup_path(model, backup_path)
-    with file_lock(model):
-        cleanup_stale_temps(backup)
+    with _locked_for_backup(model, backup_path) as backup:
         if os.path.lexists(backup):
             return _reuse(model, backup, progress)
 
@@ -217,10 +214,7 @@ def keep_as_backup(model: str | os.PathLike[str],
     `readback`: the model's check from the disk, started earlier (see `ModelReadback`).
     """
     model = Path(model)
-    stat_input(model, "model")
-    backup = _checked_backup_path(model, backup_path)
-    with file_lock(model):
-        cleanup_stale_temps(backup)
+    with _locked_for_backup(model, backup_path) as backup:
         if os.path.lexists(backup):
             return _reuse(model, backup, progress)
         with contextlib.ExitStack() as stack:
@@ -301,8 +295,12 @@ def _link_as_backup(model: Path, readback: ModelReadback | _NoReadback, backup: 
     return True
 
 
-def _checked_backup_path(model: Path, backup_path: str | os.PathLike[str] | None) -> Path:
-    """Where the backup of `model` goes, refused when unusable (see `make_backup`)."""
+@contextlib.contextmanager
+def _locked_for_backup(model: Path,
+                       backup_path: str | os.PathLike[str] | None) -> Iterator[Path]:
+    """Where the backup of `model` goes (refused when unusable), with the model locked and the
+    temp files of killed runs cleared away, for the ``with`` block."""
+    stat_input(model, "model")
     backup = backup_path_for(model, backup_path)
     if not backup.parent.is_dir():
         raise InputFileError(f"no such directory: {backup.parent}")
@@ -311,7 +309,9 @@ def _checked_backup_path(model: Path, backup_path: str | os.PathLike[str] | None
     if backup.exists() and backup.samefile(model):
         raise InputFileError(f"the backup path {backup} is the model itself",
                              hint="give the backup another name or directory")
-    return backup
+    with file_lock(model):
+        cleanup_stale_temps(backup)
+        yield backup
 
 
 def _expected_digest(backup: Path, trust_unverified: bool) -> str | None:
