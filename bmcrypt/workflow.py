@@ -30,6 +30,7 @@ from bmcrypt.files import (
     BackupResult,
     ModelReadback,
     atomic_write,
+    can_keep_as_backup,
     cleanup_stale_temps,
     file_lock,
     keep_as_backup,
@@ -152,11 +153,12 @@ def encrypt_model(model: str | os.PathLike[str],
             # In place, the model is read back from the disk while it is sealed from the cache:
             # its file becomes its backup, checked against what the seal hashed.
             readback = (stack.enter_context(ModelReadback(model))
-                        if out is None and backup else None)
+                        if out is None and backup and can_keep_as_backup(model, backup_path)
+                        else None)
             total = src.raw.file_size - src.raw.header.binary_offset
             keys = new_file(secret, slots=slots, licence_key=licence_key)
             report = seal_bmodel(src, f, keys, nets=nets, progress=progress("encrypt", total))
-            if readback is not None:
+            if out is None and backup:
                 made = keep_as_backup(model, backup_path, progress("backup", 2 * before.st_size),
                                       sha256=report.original_sha256, readback=readback)
             _unchanged(model, before)

@@ -22,8 +22,8 @@ from bmcrypt._lazy import lazy_names
 # neither the backup code nor its thread pool (issue 17, start-up).
 _HOME = {
     "atomic": ("atomic_write",),
-    "backup": ("BackupResult", "ModelReadback", "backup_path_for", "keep_as_backup", "make_backup",
-               "restore_backup", "verify_backup"),
+    "backup": ("BackupResult", "ModelReadback", "backup_path_for", "can_keep_as_backup",
+               "keep_as_backup", "make_backup", "restore_backup", "verify_backup"),
     "cleanup": ("cleanup_stale_temps",),
     "hashing": ("Progress", "sha256_file"),
     "journal": ("Patch", "RecoveryOutcome", "journal_path", "patch_in_place", "recover_journal"),
@@ -39,6 +39,7 @@ __all__ = [
     "RecoveryOutcome",
     "atomic_write",
     "backup_path_for",
+    "can_keep_as_backup",
     "cleanup_stale_temps",
     "file_lock",
     "journal_path",
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
         BackupResult,
         ModelReadback,
         backup_path_for,
+        can_keep_as_backup,
         keep_as_backup,
         make_backup,
         restore_backup,

@@ -222,9 +222,8 @@ def keep_as_backup(model: str | os.PathLike[str],
                 readback = stack.enter_context(_NoReadback(model))
             fd, before = readback.fd, readback.before
             now = os.stat(model)
-            linkable = (stat.S_ISREG(before.st_mode) and before.st_nlink == 1
+            linkable = (_linkable(before, backup)
                         and (now.st_dev, now.st_ino) == (before.st_dev, before.st_ino)
-                        and os.stat(backup.parent).st_dev == before.st_dev
                         and os.path.exists(f"/proc/self/fd/{fd}"))
             try:
                 if linkable and _link_as_backup(model, readback, backup, sha256, progress):
@@ -232,6 +231,23 @@ def keep_as_backup(model: str | os.PathLike[str],
             except FileExistsError:  # an identical backup is fine, another one is refused
                 return _reuse(model, backup, progress)
     return make_backup(model, backup_path, progress, sha256=sha256)
+
+
+def can_keep_as_backup(model: str | os.PathLike[str],
+                       backup_path: str | os.PathLike[str] | None = None) -> bool:
+    """Whether `keep_as_backup` would make the model's own file its backup (no backup there
+    yet, a link is possible): worth starting a `ModelReadback` for. A guess, checked again."""
+    backup = backup_path_for(model, backup_path)
+    try:
+        return not os.path.lexists(backup) and _linkable(os.stat(model), backup)
+    except OSError:
+        return False
+
+
+def _linkable(model: os.stat_result, backup: Path) -> bool:
+    """A regular file with no other name, on the backup directory's filesystem."""
+    return (stat.S_ISREG(model.st_mode) and model.st_nlink == 1
+            and os.stat(backup.parent).st_dev == model.st_dev)
 
 
 class _NoReadback:
