@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import struct
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -293,6 +294,16 @@ VERDICTS = {
 }
 
 
+def _both_say(expected: type[Exception] | None, *checks: Callable[[], object]) -> None:
+    """Every check passes (`expected` None) or raises `expected`: Python and C agree."""
+    for check in checks:
+        if expected is None:
+            check()
+        else:
+            with pytest.raises(expected):
+                check()
+
+
 @pytest.mark.parametrize("case", VERDICTS, ids=list(VERDICTS))
 def test_python_and_native_give_the_same_verdict(case: str):
     licences, sn, expected = VERDICTS[case]
@@ -302,14 +313,10 @@ def test_python_and_native_give_the_same_verdict(case: str):
         for lic in licences:
             _native.register_licence(lic.raw, lic.source)
         _native.set_device_sn(sn)
-        for check in (lambda: LicenceSet(licences, sn, on_device=True).require(
-                          FILE_ID, VENDOR.public_key, now),
-                      lambda: _native.require_licence(FILE_ID, VENDOR.public_key, now)):
-            if expected is None:
-                check()
-            else:
-                with pytest.raises(expected):
-                    check()
+        _both_say(expected,
+                  lambda: LicenceSet(licences, sn, on_device=True).require(
+                      FILE_ID, VENDOR.public_key, now),
+                  lambda: _native.require_licence(FILE_ID, VENDOR.public_key, now))
     finally:
         _native.clear_licences()
 
@@ -399,12 +406,7 @@ def test_vectors_in_python_and_native(path: Path):
         _native.require_licence(file_id, key, now)
 
     try:
-        for check in (python, native):
-            if expected is None:
-                check()
-            else:
-                with pytest.raises(expected):
-                    check()
+        _both_say(expected, python, native)
     finally:
         _native.clear_licences()
 

@@ -23,23 +23,12 @@ from bmcrypt.cli import (
     cmd_rekey,
     cmd_run,
 )
-from bmcrypt.cli.options import HELP_SETTINGS, HelpGroup
+from bmcrypt.cli.options import typer_app
 from bmcrypt.cli.version import version_line
 
-app = typer.Typer(
-    cls=HelpGroup,
-    name="bmcrypt",
-    help="Authenticated encryption for Sophgo .bmodel files.",
-    no_args_is_help=True,
-    # Typer's own --install-completion / --show-completion (bash, zsh, fish, PowerShell).
-    add_completion=True,
-    context_settings=HELP_SETTINGS,
-    # Keys must never reach a traceback: no locals, and no pretty traceback at all for our errors.
-    pretty_exceptions_show_locals=False,
-    # Help in click's plain format: Typer's rich panels import rich's Markdown, pygments and
-    # tracebacks first, 70 ms of a 146 ms `--help` (issue 17's goal: 120 ms; plain: ~75 ms).
-    rich_markup_mode=None,
-)
+# Typer's own --install-completion / --show-completion (bash, zsh, fish, PowerShell).
+app = typer_app("bmcrypt", "Authenticated encryption for Sophgo .bmodel files.",
+                add_completion=True)
 
 
 def _version(value: bool) -> None:

@@ -14,17 +14,10 @@ from typing import Annotated, Any
 import typer
 
 from bmcrypt.cli import jsondoc, mode, output
-from bmcrypt.cli.options import HELP_SETTINGS, HelpGroup, JsonOut, Quiet, Verbose
+from bmcrypt.cli.options import JsonOut, Quiet, Verbose, typer_app
 
-app = typer.Typer(
-    cls=HelpGroup,
-    name="license",
-    help="Offline licenses: a signing key, licenses bound to a model, an expiry and devices.",
-    no_args_is_help=True,
-    context_settings=HELP_SETTINGS,
-    pretty_exceptions_show_locals=False,
-    rich_markup_mode=None,  # plain help, as the main app's (cli/app.py)
-)
+app = typer_app(
+    "license", "Offline licenses: a signing key, licenses bound to a model, an expiry and devices.")
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
