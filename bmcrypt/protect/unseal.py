@@ -15,7 +15,6 @@ pycryptodome otherwise (`crypto.segment_cipher`).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import os
@@ -28,6 +27,7 @@ from bmcrypt.crypto import MAX_HEADER_LEN, Kind, parse_header, wipe
 from bmcrypt.crypto.envelope_header import TAG_LEN, Buffer, Header
 from bmcrypt.crypto.segment_cipher import Engine, engine_for
 from bmcrypt.errors import Corrupt, Tampered
+from bmcrypt.files.hashing import hash_from_disk
 from bmcrypt.protect.manifest import ClearDigest
 from bmcrypt.protect.opened import Opened
 from bmcrypt.protect.region_plan import Piece, Plan, plan_open
@@ -136,7 +136,6 @@ def _restore_plan(plan: Plan, record: RestoreRecord) -> ClearPlacer:
 def _hash_written(out: BinaryIO) -> tuple[int, bytes]:
     """(length, SHA-256) of what was written to `out`, read back from the file."""
     out.flush()
-    sha = hashlib.sha256()
     try:
         fd = out.fileno()
     except (AttributeError, OSError, io.UnsupportedOperation):
@@ -144,17 +143,14 @@ def _hash_written(out: BinaryIO) -> tuple[int, bytes]:
         data = out.read()
         out.seek(0, io.SEEK_END)
         return len(data), hashlib.sha256(data).digest()
-    size = os.fstat(fd).st_size
-    # The stream may be write-only: read the same file through a descriptor of its own.
+    # The stream may be write-only: read the same file through a descriptor of its own, from
+    # the disk (most of it was written there directly, past the page cache).
     rfd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        for at in range(0, size, CHUNK):
-            sha.update(os.pread(rfd, min(CHUNK, size - at), at))
-            with contextlib.suppress(AttributeError, OSError):  # do not keep it all cached
-                os.posix_fadvise(rfd, at, CHUNK, os.POSIX_FADV_DONTNEED)
+        digest, size = hash_from_disk(rfd)
     finally:
         os.close(rfd)
-    return size, sha.digest()
+    return size, bytes.fromhex(digest)
 
 
 def _check_rebuilt(result: tuple[int, bytes], record: RestoreRecord) -> None:
