@@ -64,6 +64,9 @@ def _detail(section: Section) -> str:
         rows.append(f"| {cmd.name} | {statistics.median(walls):.3f} s | {min(walls):.3f} | "
                     f"{max(walls):.3f} | {cmd.median('cpu'):.3f} s | "
                     f"{max(s.maxrss for s in cmd.samples) / 2**20:.0f} MiB | {_busy(cmd)} |")
+    notes = [f"- {r.what}: {r.note}." for r in section.results if r.note]
+    if notes:
+        rows += ["", *notes]
     loads = sorted({r.load for r in section.results})
     if loads:
         rows += ["", "1-minute load average before / after: " +
