@@ -72,6 +72,12 @@ def fsync_fd(dir_fd: int) -> None:
             raise
 
 
+def reopen(fd: int, flags: int) -> int:
+    """The file open at `fd`, opened again with `flags` (a descriptor with flags of its own),
+    through /proc/self/fd: the open file itself, whatever its name points to now."""
+    return os.open(f"/proc/self/fd/{fd}", flags | os.O_CLOEXEC)
+
+
 def default_new_file_mode() -> int:
     """The mode `open()` would give a new file: 0o666 minus the process umask."""
     try:

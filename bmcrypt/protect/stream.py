@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from bmcrypt.crypto.envelope_header import Buffer
 from bmcrypt.errors import Corrupt
 from bmcrypt.files.atomic import start_writeback
+from bmcrypt.files.paths import reopen
 
 if TYPE_CHECKING:
     from bmcrypt.protect.manifest import ClearDigest
@@ -362,7 +363,7 @@ def _open_direct(fd: int) -> int | None:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-        return os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | flag | os.O_CLOEXEC)
+        return reopen(fd, os.O_WRONLY | flag)
     except OSError:
         return None
 

@@ -28,6 +28,7 @@ from bmcrypt.crypto.envelope_header import TAG_LEN, Buffer, Header
 from bmcrypt.crypto.segment_cipher import Engine, engine_for
 from bmcrypt.errors import Corrupt, Tampered
 from bmcrypt.files.hashing import hash_from_disk
+from bmcrypt.files.paths import reopen
 from bmcrypt.protect.manifest import ClearDigest
 from bmcrypt.protect.opened import Opened
 from bmcrypt.protect.region_plan import Piece, Plan, plan_open
@@ -145,7 +146,7 @@ def _hash_written(out: BinaryIO) -> tuple[int, bytes]:
         return len(data), hashlib.sha256(data).digest()
     # The stream may be write-only: read the same file through a descriptor of its own, from
     # the disk (most of it was written there directly, past the page cache).
-    rfd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+    rfd = reopen(fd, os.O_RDONLY)
     try:
         digest, size = hash_from_disk(rfd)
     finally:
