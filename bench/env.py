@@ -23,6 +23,7 @@ class Tools:
     gcm_lib: Path  # bench/ciphers/cryptopp_gcm.cpp
     engines: Path  # bench/ciphers/gcm_engines.cpp (an executable)
     decrypt_memory: Path  # bench/ciphers/decrypt_memory.cpp (an executable; dlopens `plugin`)
+    sha_lanes: Path | None  # bench/ciphers/sha_lanes.c (an executable; x86-64 with SHA-NI only)
     work: Path
     key1: Path
     key2: Path
@@ -64,6 +65,12 @@ def prepare(work: Path) -> Tools:
                      ["-lcryptopp", "-lcrypto"], shared=False)
     decrypt_memory = _build(ciphers / "decrypt_memory.cpp", build / "decrypt_memory", ["g++"],
                             ["-pthread", "-ldl"], shared=False)
+    try:
+        sha_lanes: Path | None = _build(ciphers / "sha_lanes.c", build / "sha_lanes",
+                                        ["cc", "-Wno-deprecated-declarations"], ["-lcrypto"],
+                                        shared=False)
+    except subprocess.CalledProcessError:  # not x86-64: the evidence row is left out
+        sha_lanes = None
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -73,7 +80,7 @@ def prepare(work: Path) -> Tools:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         keys.append(work / name)
     return Tools(sys.executable, str(bmcrypt), vendor, plugin, copy_lib, gcm_lib, engines,
-                 decrypt_memory, work, *keys)
+                 decrypt_memory, sha_lanes, work, *keys)
 
 
 def _first_line(argv: list[str]) -> str:

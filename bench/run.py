@@ -40,6 +40,10 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--only", default=",".join(SECTIONS), help=f"sections: {','.join(SECTIONS)}")
     p.add_argument("--runs", type=int, default=5, help="runs per command, 256 MiB model")
     p.add_argument("--runs-large", type=int, default=3, help="runs per command, 1 GiB model")
+    p.add_argument("--runs-warm", type=int, default=9,
+                   help="runs per command, encrypting the 1 GiB model just built (warm)")
+    p.add_argument("--runs-plugin", type=int, default=9,
+                   help="runs per command, the 1 GiB load through the plugin (within 5 %%)")
     p.add_argument("--runs-throughput", type=int, default=3)
     p.add_argument("--runs-startup", type=int, default=15, help="runs per start-up command")
     p.add_argument("--rounds-tokenizer", type=int, default=1,
@@ -58,6 +62,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     if args.quick:
         args.sizes, args.runs, args.runs_large, args.runs_throughput = "256MiB", 3, 3, 2
         args.runs_startup = 7
+        args.runs_warm = args.runs_plugin = 3
     return args
 
 
@@ -89,8 +94,8 @@ def measure(args: argparse.Namespace,
         done.append(startup.startup(tools, args.runs_startup, _log, quiet))
     if "warm" in only:
         spec = max(specs, key=lambda s: s.weight_bytes)
-        _log(f"bench: encrypting the {spec.name} model, warm cache, {args.runs} runs")
-        done.append(encrypt_warm.encrypt_warm(tools, spec, args.runs, _log, quiet))
+        _log(f"bench: encrypting the {spec.name} model, warm cache, {args.runs_warm} runs")
+        done.append(encrypt_warm.encrypt_warm(tools, spec, args.runs_warm, _log, quiet))
     if "files" in only:
         for spec in specs:
             runs = args.runs_large if spec.weight_bytes >= 1 << 30 else args.runs
@@ -104,8 +109,8 @@ def measure(args: argparse.Namespace,
         done.append(sections.loads(tools, models.SPECS["256MiB"], args.runs, cold, _log, quiet))
     if "plugin" in only:
         spec = models.SPECS["1GiB"]
-        _log(f"bench: loading the {spec.name} model through the plugin, {args.runs_large} runs")
-        done.append(sections.loads(tools, spec, args.runs_large, cold, _log, quiet,
+        _log(f"bench: loading the {spec.name} model through the plugin, {args.runs_plugin} runs")
+        done.append(sections.loads(tools, spec, args.runs_plugin, cold, _log, quiet,
                                    plugin_only=True))
     if "share" in only:
         done.append(sections.share_cache(tools, args.runs, _log))
